@@ -1,0 +1,53 @@
+"""The ``geodrain`` command: a click group of thin commands over the library (one module each).
+
+User errors (:class:`geodrain.errors.GeodrainError`) become one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import GeodrainError
+
+
+class GeodrainGroup(click.Group):
+    """A group that reports library user errors as one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except GeodrainError as e:
+            msg = " ".join(str(e).split()) or type(e).__name__
+            click.echo(f"geodrain: error: {msg}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("geodrain: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=GeodrainGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="geodrain")
+def cli() -> None:
+    """Find drainage crossings (culverts, bridges) in NAIP orthophotos and write them for QGIS."""
+
+
+def _register() -> None:
+    from importlib import import_module
+
+    for name in ("synth", "chips", "train", "detect", "evaluate", "show", "nas", "schedule", "profile"):
+        try:
+            module = import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:  # a command whose module is not written yet
+            if e.name == f"{__name__}.{name}":
+                continue
+            raise
+        cli.add_command(getattr(module, name.replace("-", "_")))
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(cli())

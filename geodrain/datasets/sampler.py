@@ -1,0 +1,110 @@
+"""On-the-fly training crops from rasters and truth points, for training sets of any size.
+
+Each sample is a square crop with context around a grid of windows at the dense feature stride (8 px), so
+one trunk pass trains many windows at once, and the computation is the one that dense detection runs. Crops
+are centred near a crossing, near a hard negative, or anywhere, with random dihedral augmentation; window
+labels follow :func:`geodrain.datasets.targets.grid_targets`. Reads are windowed (rasterio), one dataset
+handle per worker process; nothing is loaded whole.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+import torch
+
+from ..model.sppnet import FEATURE_STRIDE, WINDOW_PX
+from .augment import random_dihedral
+from .scene import Scene, read_crop
+from .targets import grid_targets
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """Crop geometry: ``windows`` x ``windows`` windows at the feature stride, plus context."""
+
+    context_px: int = 16
+    windows: int = 9
+
+    @property
+    def input_px(self) -> int:
+        return WINDOW_PX + 2 * self.context_px
+
+    @property
+    def size(self) -> int:
+        return self.input_px + FEATURE_STRIDE * (self.windows - 1)
+
+    @property
+    def first_centre(self) -> float:
+        return self.context_px + WINDOW_PX / 2
+
+
+class SceneCropDataset(torch.utils.data.Dataset):
+    """``length`` random crops per epoch from ``scenes``: (image uint8 (C, S, S), targets (n, n, 5)).
+
+    ``mix`` = fractions of crops centred near crossings, near hard negatives, and anywhere. Crops are
+    deterministic in (seed, epoch, index); call :meth:`set_epoch` between epochs.
+    """
+
+    def __init__(self, scenes: list[Scene], spec: CropSpec, length: int, mix=(0.45, 0.25, 0.30),
+                 bands: tuple[int, ...] = (1, 2, 3, 4), augment: bool = True, seed: int = 0,
+                 exclude: list[np.ndarray] | None = None):
+        self.scenes = scenes
+        self.spec = spec
+        self.length = int(length)
+        self.mix = np.asarray(mix, float) / np.sum(mix)
+        self.bands = tuple(bands)
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self._handles: dict[tuple[int, int], rasterio.io.DatasetReader] = {}
+        self._cross = [s.to_pixels(s.crossings.xy) if len(s.crossings) else np.zeros((0, 2)) for s in scenes]
+        self._sizes = [s.crossings.sizes_m / s.gsd for s in scenes]
+        self._hard = [s.to_pixels(s.hard_negatives.xy) if len(s.hard_negatives) else np.zeros((0, 2))
+                      for s in scenes]
+        # crossings reserved for validation: never placed as crop centres (still labelled if inside)
+        self._centres = [c if exclude is None else c[~exclude[i]] for i, c in enumerate(self._cross)]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _src(self, k: int):
+        key = (os.getpid(), k)
+        if key not in self._handles:
+            self._handles[key] = rasterio.open(self.scenes[k].raster)
+        return self._handles[key]
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        k = int(rng.integers(len(self.scenes)))
+        scene, size = self.scenes[k], self.spec.size
+        kind = rng.choice(3, p=self.mix)
+        span = FEATURE_STRIDE * (self.spec.windows - 1) / 2 + 16
+        if kind == 0 and len(self._centres[k]):
+            centre = self._centres[k][rng.integers(len(self._centres[k]))] + rng.uniform(-span, span, 2)
+        elif kind == 1 and len(self._hard[k]):
+            centre = self._hard[k][rng.integers(len(self._hard[k]))] + rng.uniform(-span, span, 2)
+        else:
+            centre = rng.uniform([0, 0], [scene.width, scene.height])
+        col = int(np.clip(np.floor(centre[0]) - size // 2, 0, max(scene.width - size, 0)))
+        row = int(np.clip(np.floor(centre[1]) - size // 2, 0, max(scene.height - size, 0)))
+        img = read_crop(self._src(k), col, row, size, self.bands)
+        pts = self._cross[k] - np.array([col, row])
+        near = (pts[:, 0] > -64) & (pts[:, 0] < size + 64) & (pts[:, 1] > -64) & (pts[:, 1] < size + 64)
+        pts, sizes = pts[near], self._sizes[k][near]
+        if self.augment:
+            img, pts, sizes = random_dihedral(img, pts, sizes, rng)
+        n = self.spec.windows
+        target = grid_targets(pts, sizes, self.spec.first_centre, FEATURE_STRIDE, n, n)
+        return torch.from_numpy(img), torch.from_numpy(target)
+
+    def __getstate__(self):  # dataset handles do not pickle; workers reopen their own
+        state = dict(self.__dict__)
+        state["_handles"] = {}
+        return state

@@ -1,0 +1,164 @@
+"""A labelled scene: a raster and its truth crossings (and hard negatives), in the raster's pixel frame.
+
+A scene folder as written by ``geodrain synth`` holds ``naip.tif`` and ``truth.gpkg`` (layers
+``crossings`` with the structure box ``box_xmin .. box_ymax``, and ``hard_negatives``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+
+from ..errors import DatasetError, RasterError, VectorError
+
+DEFAULT_SIZE_M = 16.0
+
+
+@dataclass
+class PointSet:
+    """Points in map coordinates with (width, height) sizes in metres and a kind per point."""
+
+    xy: np.ndarray          # (N, 2) float64
+    sizes_m: np.ndarray     # (N, 2) float32
+    kinds: np.ndarray       # (N,) object
+    crs: object = None
+
+    def __len__(self) -> int:
+        return len(self.xy)
+
+    @classmethod
+    def empty(cls) -> "PointSet":
+        return cls(np.zeros((0, 2)), np.zeros((0, 2), np.float32), np.zeros(0, object))
+
+
+def read_points(path: str | Path, layer: str | None = None, crs=None, required: bool = True) -> PointSet:
+    """Point features of a vector file (any CRS, reprojected to ``crs``); boxes give sizes if present."""
+    import geopandas as gpd
+    import pyogrio
+
+    path = Path(path)
+    if not path.exists():
+        raise VectorError(f"vector file not found: {path}")
+    try:
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            gdf = _read_csv_points(path)
+        elif suffix in (".parquet", ".geoparquet"):
+            gdf = gpd.read_parquet(path)
+        else:
+            if layer is not None and layer not in [name for name, _ in pyogrio.list_layers(path)]:
+                if required:
+                    raise VectorError(f"{path} has no layer '{layer}'")
+                return PointSet.empty()
+            gdf = gpd.read_file(path, layer=layer)
+    except VectorError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pyogrio raises several types for unreadable files
+        raise VectorError(f"cannot read vector file {path}: {str(e).splitlines()[0][:200]}") from None
+    if len(gdf) == 0:
+        empty = PointSet.empty()
+        empty.crs = crs if crs is not None else gdf.crs
+        return empty
+    if gdf.crs is None:
+        raise VectorError(f"{path} has no CRS")
+    box_cols = ["box_xmin", "box_ymin", "box_xmax", "box_ymax"]
+    if crs is not None and gdf.crs != crs:
+        gdf = gdf.to_crs(crs)
+        box_cols = []  # boxes are in the source CRS; fall back to default sizes after reprojection
+    geom = gdf.geometry
+    if not (geom.geom_type == "Point").all():
+        geom = geom.representative_point()
+    xy = np.column_stack([geom.x.to_numpy(), geom.y.to_numpy()]).astype(np.float64)
+    if box_cols and all(c in gdf.columns for c in box_cols):
+        sizes = np.column_stack([gdf["box_xmax"] - gdf["box_xmin"], gdf["box_ymax"] - gdf["box_ymin"]])
+        sizes = np.nan_to_num(sizes.astype(np.float32), nan=DEFAULT_SIZE_M)
+    else:
+        sizes = np.full((len(gdf), 2), DEFAULT_SIZE_M, np.float32)
+    kinds = gdf["kind"].astype(str).to_numpy(object) if "kind" in gdf.columns else np.full(len(gdf), "", object)
+    return PointSet(xy, sizes, kinds, gdf.crs)
+
+
+def _read_csv_points(path: Path):
+    """A CSV with ``x``, ``y`` (and ``crs``) columns, as ``geodrain detect`` writes it."""
+    import geopandas as gpd
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    if not {"x", "y"} <= set(df.columns):
+        raise VectorError(f"{path} has no x and y columns")
+    crs = df["crs"].iloc[0] if "crs" in df.columns and len(df) else None
+    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["x"], df["y"]), crs=crs)
+
+
+@dataclass
+class Scene:
+    """A raster with truth crossings and hard negatives in its CRS."""
+
+    raster: Path
+    truth: Path
+    crossings: PointSet
+    hard_negatives: PointSet
+    crs: object
+    transform: object
+    width: int
+    height: int
+    count: int
+
+    @property
+    def gsd(self) -> float:
+        return float(abs(self.transform.a))
+
+    def to_pixels(self, xy: np.ndarray) -> np.ndarray:
+        """Map coordinates (N, 2) -> continuous pixel coordinates (x = column, y = row)."""
+        inv = ~self.transform
+        cols, rows = inv * (xy[:, 0], xy[:, 1])
+        return np.column_stack([cols, rows]).astype(np.float64)
+
+
+def open_scene(raster: str | Path, truth: str | Path | None = None) -> Scene:
+    """A scene from a folder (``naip.tif`` + ``truth.gpkg``) or an explicit raster and truth file."""
+    raster = Path(raster)
+    if raster.is_dir():
+        folder = raster
+        raster = folder / "naip.tif"
+        truth = truth or folder / "truth.gpkg"
+    if truth is None:
+        raise DatasetError(f"no truth file given for {raster}")
+    try:
+        with rasterio.open(raster) as src:
+            crs, transform, width, height, count = src.crs, src.transform, src.width, src.height, src.count
+    except RasterioIOError as e:
+        raise RasterError(f"cannot open raster {raster}: {str(e).splitlines()[0][:200]}") from None
+    if crs is None:
+        raise RasterError(f"raster has no CRS: {raster}")
+    crossings = read_points(truth, "crossings", crs=crs, required=False) if _has_layer(truth, "crossings") \
+        else read_points(truth, None, crs=crs)
+    hard = read_points(truth, "hard_negatives", crs=crs, required=False)
+    return Scene(Path(raster), Path(truth), crossings, hard, crs, transform, width, height, count)
+
+
+def _has_layer(path: str | Path, layer: str) -> bool:
+    import pyogrio
+
+    try:
+        return layer in [name for name, _ in pyogrio.list_layers(path)]
+    except Exception:  # noqa: BLE001
+        raise VectorError(f"cannot read vector file {path}") from None
+
+
+def read_crop(src, col: int, row: int, size: int, bands: tuple[int, ...] | None = None) -> np.ndarray:
+    """A (C, size, size) uint8 crop at pixel (col, row), zero outside the raster (boundless)."""
+    from rasterio.windows import Window
+
+    idx = list(bands) if bands else list(range(1, src.count + 1))
+    out = np.zeros((len(idx), size, size), np.uint8)
+    c0, r0 = max(col, 0), max(row, 0)
+    c1, r1 = min(col + size, src.width), min(row + size, src.height)
+    if c1 > c0 and r1 > r0:
+        data = src.read(idx, window=Window(c0, r0, c1 - c0, r1 - r0))
+        out[:, r0 - row:r1 - row, c0 - col:c1 - col] = data
+    return out
