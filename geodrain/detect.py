@@ -121,6 +121,14 @@ def default_block_px(device: torch.device, engine: str) -> int:
     return 1024
 
 
+def default_read_threads(device: torch.device) -> int:
+    """Decoding threads: on a GPU machine reading is the bottleneck, so use the cores (GDAL releases the
+    GIL while decoding); on a CPU the model needs the cores."""
+    import os
+
+    return max(2, min(16, os.cpu_count() or 2)) if device.type == "cuda" else 2
+
+
 class BlockReader:
     """Reads and prepares blocks on background threads, at most ``ahead`` blocks in flight."""
 
@@ -199,8 +207,7 @@ def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options:
     engine = make_engine(engine_kind, bundle, config, grid, block_px)
     threshold = bundle.threshold if options.threshold is None else options.threshold
     radius = bundle.merge_radius_m if options.merge_radius_m is None else options.merge_radius_m
-    threads = options.read_threads or (min(8, max(2, (torch.get_num_threads() or 2)))
-                                       if device.type == "cuda" else 2)
+    threads = options.read_threads or default_read_threads(device)
     reader = BlockReader(source, grid, aoi, options.min_valid, threads, ahead=2 * threads)
 
     total_windows = sum(p.nrows * p.ncols for p in plans)

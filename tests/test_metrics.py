@@ -55,3 +55,14 @@ def test_chip_metrics_accuracy_and_ignored():
     m = chip_metrics(logits, regs, targets)
     assert m["chips"] == 3 and m["accuracy"] == pytest.approx(2 / 3)
     assert m["precision"] == pytest.approx(0.5) and m["recall"] == pytest.approx(1.0)
+
+
+def test_detection_threshold_by_f1_hand_worked():
+    from geodrain.training.calibrate import f1_by_threshold
+
+    # scene 1: scores 0.9 (hit), 0.6 (false); scene 2: 0.8 (hit), 0.3 (false); 3 true crossings in all
+    s, f1 = f1_by_threshold([np.array([0.9, 0.6]), np.array([0.8, 0.3])],
+                            [np.array([True, False]), np.array([True, False])], 3)
+    assert list(s) == [0.9, 0.8, 0.6, 0.3]
+    # F1 = 2TP / (2TP + FP + FN): at >= 0.9 TP 1, FN 2 -> 2/4; >= 0.8 -> 4/5; >= 0.6 -> 4/6; >= 0.3 -> 4/7
+    assert f1 == pytest.approx([2 / 4, 4 / 5, 4 / 6, 4 / 7])

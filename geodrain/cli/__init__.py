@@ -5,8 +5,6 @@ User errors (:class:`geodrain.errors.GeodrainError`) become one line on stderr a
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from .. import __version__
@@ -37,17 +35,9 @@ def cli() -> None:
 def _register() -> None:
     from importlib import import_module
 
-    for name in ("synth", "chips", "train", "detect", "evaluate", "show", "nas", "schedule", "profile"):
-        try:
-            module = import_module(f".{name}", __name__)
-        except ModuleNotFoundError as e:  # a command whose module is not written yet
-            if e.name == f"{__name__}.{name}":
-                continue
-            raise
-        cli.add_command(getattr(module, name.replace("-", "_")))
+    for name in COMMANDS:
+        cli.add_command(getattr(import_module(f".{name}", __name__), name))
 
 
+COMMANDS = ("synth", "chips", "train", "calibrate", "detect", "evaluate", "show", "nas", "schedule", "profile")
 _register()
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(cli())

@@ -30,20 +30,26 @@ from .options import device_opt, overwrite_opt, quiet_opt, seed_opt
 @click.option("--test", "test_paths", multiple=True, type=click.Path(),
               help="Held-out scenes or chip folders (e.g. unseen seeds) to report test metrics on.")
 @click.option("--workers", type=int, default=0, show_default=True, help="Data-loading processes.")
+@click.option("--init", "init", type=click.Path(), default=None,
+              help="Start from this bundle's weights (fine-tuning); its architecture replaces --arch.")
 @click.option("--name", default=None, help="Bundle name (default: the folder name).")
 @device_opt
 @seed_opt
 @overwrite_opt
 @quiet_opt
 def train(data, output, arch, epochs, batch_size, lr, momentum, weight_decay, val_fraction, context_px,
-          samples_per_epoch, crop_windows, test_paths, workers, name, device, seed, overwrite, quiet):
+          samples_per_epoch, crop_windows, test_paths, workers, init, name, device, seed, overwrite, quiet):
     """Train on DATA (scene folders from `geodrain synth`, or VOC chip folders) and write a bundle."""
     from ..model.arch import resolve_arch
     from ..training import TrainConfig, train as run_training
 
     if context_px % 8 or context_px < 0:
         raise click.BadParameter("must be a non-negative multiple of 8", param_hint="--context")
-    config = TrainConfig(arch=resolve_arch(arch), context_px=context_px, epochs=epochs, batch_size=batch_size,
+    if init is not None:
+        from ..model.bundle import load_bundle
+
+        arch = load_bundle(init).arch
+    config = TrainConfig(arch=resolve_arch(arch), init=init, context_px=context_px, epochs=epochs, batch_size=batch_size,
                          lr=lr, momentum=momentum, weight_decay=weight_decay, val_fraction=val_fraction,
                          samples_per_epoch=samples_per_epoch, crop_windows=crop_windows, workers=workers,
                          device=device, seed=seed)

@@ -45,11 +45,13 @@ class CropSpec:
 class SceneCropDataset(torch.utils.data.Dataset):
     """``length`` random crops per epoch from ``scenes``: (image uint8 (C, S, S), targets (n, n, 5)).
 
-    ``mix`` = fractions of crops centred near crossings, near hard negatives, and anywhere. Crops are
-    deterministic in (seed, epoch, index); call :meth:`set_epoch` between epochs.
+    ``mix`` = fractions of crops centred near crossings, near hard negatives (road intersections, waterway
+    ends ...), along roads and streams away from crossings (the linear features a crossing detector most
+    easily confuses with crossings), and anywhere. Crops are deterministic in (seed, epoch, index); call
+    :meth:`set_epoch` between epochs.
     """
 
-    def __init__(self, scenes: list[Scene], spec: CropSpec, length: int, mix=(0.45, 0.25, 0.30),
+    def __init__(self, scenes: list[Scene], spec: CropSpec, length: int, mix=(0.35, 0.15, 0.35, 0.15),
                  bands: tuple[int, ...] = (1, 2, 3, 4), augment: bool = True, seed: int = 0,
                  exclude: list[np.ndarray] | None = None):
         self.scenes = scenes
@@ -67,6 +69,20 @@ class SceneCropDataset(torch.utils.data.Dataset):
                       for s in scenes]
         # crossings reserved for validation: never placed as crop centres (still labelled if inside)
         self._centres = [c if exclude is None else c[~exclude[i]] for i, c in enumerate(self._cross)]
+        self._lines = [self._far_line_points(s, c) for s, c in zip(scenes, self._cross)]
+
+    @staticmethod
+    def _far_line_points(scene: Scene, cross: np.ndarray) -> np.ndarray:
+        """Pixel points along the scene's roads and streams, farther than a window from any crossing."""
+        if not scene.lines:
+            return np.zeros((0, 2))
+        pts = scene.to_pixels(np.concatenate(list(scene.lines.values())))
+        if len(cross):
+            from scipy.spatial import cKDTree
+
+            d, _ = cKDTree(cross).query(pts, p=np.inf)
+            pts = pts[d > WINDOW_PX / 2]
+        return pts
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -84,12 +100,11 @@ class SceneCropDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, i))
         k = int(rng.integers(len(self.scenes)))
         scene, size = self.scenes[k], self.spec.size
-        kind = rng.choice(3, p=self.mix)
+        kind = rng.choice(len(self.mix), p=self.mix)
         span = FEATURE_STRIDE * (self.spec.windows - 1) / 2 + 16
-        if kind == 0 and len(self._centres[k]):
-            centre = self._centres[k][rng.integers(len(self._centres[k]))] + rng.uniform(-span, span, 2)
-        elif kind == 1 and len(self._hard[k]):
-            centre = self._hard[k][rng.integers(len(self._hard[k]))] + rng.uniform(-span, span, 2)
+        pools = (self._centres[k], self._hard[k], self._lines[k])
+        if kind < len(pools) and len(pools[kind]):
+            centre = pools[kind][rng.integers(len(pools[kind]))] + rng.uniform(-span, span, 2)
         else:
             centre = rng.uniform([0, 0], [scene.width, scene.height])
         col = int(np.clip(np.floor(centre[0]) - size // 2, 0, max(scene.width - size, 0)))

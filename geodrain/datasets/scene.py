@@ -107,6 +107,7 @@ class Scene:
     width: int
     height: int
     count: int
+    lines: dict | None = None       # name -> (N, 2) map points sampled along roads and streams
 
     @property
     def gsd(self) -> float:
@@ -138,7 +139,31 @@ def open_scene(raster: str | Path, truth: str | Path | None = None) -> Scene:
     crossings = read_points(truth, "crossings", crs=crs, required=False) if _has_layer(truth, "crossings") \
         else read_points(truth, None, crs=crs)
     hard = read_points(truth, "hard_negatives", crs=crs, required=False)
-    return Scene(Path(raster), Path(truth), crossings, hard, crs, transform, width, height, count)
+    lines = {name: line_points(Path(raster).parent / f"{name}.gpkg", crs)
+             for name in ("roads", "streams") if (Path(raster).parent / f"{name}.gpkg").is_file()}
+    return Scene(Path(raster), Path(truth), crossings, hard, crs, transform, width, height, count, lines)
+
+
+def line_points(path: Path, crs, spacing: float = 20.0) -> np.ndarray:
+    """Points every ``spacing`` map units along the lines of a vector file (roads, streams)."""
+    import geopandas as gpd
+    import shapely
+
+    try:
+        gdf = gpd.read_file(path)
+    except Exception:  # noqa: BLE001
+        raise VectorError(f"cannot read vector file {path}") from None
+    if len(gdf) == 0 or gdf.crs is None:
+        return np.zeros((0, 2))
+    geoms = gdf.to_crs(crs).geometry if gdf.crs != crs else gdf.geometry
+    pts = []
+    for g in geoms:
+        if g is None or g.is_empty:
+            continue
+        d = np.arange(0.0, g.length, spacing)
+        p = shapely.line_interpolate_point(g, d)
+        pts.append(np.column_stack([shapely.get_x(p), shapely.get_y(p)]))
+    return np.concatenate(pts) if pts else np.zeros((0, 2))
 
 
 def _has_layer(path: str | Path, layer: str) -> bool:

@@ -45,7 +45,9 @@ class ChipEngine:
             c_all = torch.as_tensor(cols, device=self.device)
             for s in range(0, len(rows), bs):
                 chips = view[:, r_all[s:s + bs], c_all[s:s + bs]].permute(1, 0, 2, 3)
-                outs.append(self.runner(chips))
+                y = self.runner.run_device(chips)
+                outs.append(y.clone() if self.config.cuda_graph else y)  # graph outputs are reused
+            outs = [torch.cat(outs).cpu().numpy()]   # one copy back (and one sync) per block
         out = np.concatenate(outs)
         return WindowScores(rows + block.plan.row0, cols + block.plan.col0, out[:, 0], out[:, 1:5])
 

@@ -60,15 +60,31 @@ class DenseEngine:
         self.exact = bundle.context_px >= MIN_EXACT_CONTEXT
         self._graph: GraphedCall | None = None
         self._shape: tuple[int, int] | None = None
+        self._staging: torch.Tensor | None = None
+        self._staging_np: np.ndarray | None = None
+        self._staging_event = None
 
     def _input(self, data: np.ndarray, shape: tuple[int, int] | None) -> torch.Tensor:
-        t = torch.from_numpy(data)
-        if shape is not None and tuple(t.shape[1:]) != shape:
-            pad = torch.zeros((t.shape[0], *shape), dtype=t.dtype)
-            pad[:, :t.shape[1], :t.shape[2]] = t
-            t = pad
-        if self.device.type == "cuda":
-            t = t.pin_memory().to(self.device, non_blocking=True)
+        if self.device.type == "cuda" and shape is not None:
+            # one host copy: the block goes straight into a reused pinned buffer of the static shape
+            if self._staging is None:
+                self._staging = torch.zeros((data.shape[0], *shape), dtype=torch.uint8).pin_memory()
+                self._staging_np = self._staging.numpy()
+            else:
+                self._staging_np[:, data.shape[1]:, :] = 0
+                self._staging_np[:, :, data.shape[2]:] = 0
+            self._staging_np[:, :data.shape[1], :data.shape[2]] = data
+            t = self._staging.to(self.device, non_blocking=True)
+            self._staging_event = torch.cuda.Event()
+            self._staging_event.record()
+        else:
+            t = torch.from_numpy(data)
+            if shape is not None and tuple(t.shape[1:]) != shape:
+                pad = torch.zeros((t.shape[0], *shape), dtype=t.dtype)
+                pad[:, :t.shape[1], :t.shape[2]] = t
+                t = pad
+            if self.device.type == "cuda":
+                t = t.pin_memory().to(self.device, non_blocking=True)
         x = t[None].to(self.dtype)
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -86,6 +102,8 @@ class DenseEngine:
                 if block.data.shape[1] > self._shape[0] or block.data.shape[2] > self._shape[1]:
                     out = self.module(self._input(block.data, None))
                 else:
+                    if self._staging_event is not None:
+                        self._staging_event.synchronize()   # the previous copy out of the buffer is done
                     x = self._input(block.data, self._shape)
                     if self._graph is None:
                         self._graph = GraphedCall(self.module, x)

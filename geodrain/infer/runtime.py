@@ -176,6 +176,11 @@ class ChipRunner:
             g = self._graphs[self.batch_size] = GraphedCall(self.module, x)
         return g(x)[:n]
 
+    def run_device(self, chips: torch.Tensor) -> torch.Tensor:
+        """Torch backend: a batch already on the device -> (N, 5) on the device, without synchronizing."""
+        with torch.inference_mode():
+            return self._run_torch(self._to_device(chips)).float()
+
     def __call__(self, chips) -> np.ndarray:
         n = len(chips)
         if n == 0:
@@ -186,11 +191,11 @@ class ChipRunner:
             if self._session is not None:
                 arr = np.ascontiguousarray(np.asarray(part, dtype=np.float32))
                 outs.append(self._session.run(None, {"chips": arr})[0])
-                continue
-            with torch.inference_mode():
-                y = self._run_torch(self._to_device(part))
-                outs.append(y.float().cpu().numpy())
-        return np.concatenate(outs).astype(np.float32, copy=False)
+            else:
+                outs.append(self.run_device(part).clone() if self.config.cuda_graph else self.run_device(part))
+        if self._session is not None:
+            return np.concatenate(outs).astype(np.float32, copy=False)
+        return torch.cat(outs).cpu().numpy()   # one device->host copy (and sync) per call
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":

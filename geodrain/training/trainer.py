@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..model.arch import Arch
-from ..model.bundle import Bundle, save_bundle
+from ..errors import DatasetError
+from ..model.bundle import Bundle, load_bundle, save_bundle
 from ..write import check_output_folder
 from ..model.sppnet import FEATURE_STRIDE, SPPNet
 from ..infer.runtime import resolve_device
@@ -47,6 +48,7 @@ class TrainConfig:
     workers: int = 0
     device: str = "auto"
     seed: int = 0
+    init: str | None = None          # a bundle to start from (fine-tuning); its architecture is used
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -120,10 +122,16 @@ def train_model(data: TrainingData, config: TrainConfig, *, progress: bool = Tru
     """Train on prepared data; returns the best-by-validation-AP model and its metrics."""
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
-    arch = Arch(config.arch.k1, config.arch.spp, config.arch.fc, config.arch.width, data.bands)
-    model = SPPNet(arch, context_px=config.context_px)
-    mean, std = band_statistics(data.train, seed=config.seed)
-    model.set_normalization(mean, std)
+    if config.init is not None:
+        model = load_bundle(config.init).model
+        if model.arch.bands != data.bands or model.context_px != config.context_px:
+            raise DatasetError(f"{config.init} has {model.arch.bands} bands and {model.context_px} px of "
+                               f"context; the data has {data.bands} bands, --context is {config.context_px}")
+    else:
+        arch = Arch(config.arch.k1, config.arch.spp, config.arch.fc, config.arch.width, data.bands)
+        model = SPPNet(arch, context_px=config.context_px)
+        mean, std = band_statistics(data.train, seed=config.seed)
+        model.set_normalization(mean, std)
     model.to(device)
     cuda = device.type == "cuda"
     if cuda:

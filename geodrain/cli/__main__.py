@@ -1,0 +1,5 @@
+"""``python -m geodrain.cli``: the same as the ``geodrain`` command."""
+
+from . import cli
+
+cli()

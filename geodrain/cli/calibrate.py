@@ -1,0 +1,27 @@
+"""``geodrain calibrate``: tune a bundle's detection threshold on labelled scenes."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .options import device_opt
+
+
+@click.command(short_help="Tune a bundle's detection threshold on labelled scenes.")
+@click.argument("bundle", type=click.Path())
+@click.argument("scenes", nargs=-1, required=True, type=click.Path())
+@click.option("--tolerance", type=float, default=10.0, show_default=True, help="Matching tolerance (m).")
+@click.option("--record/--no-record", default=True, show_default=True,
+              help="Store the threshold in the bundle's manifest.")
+@device_opt
+def calibrate(bundle, scenes, tolerance, record, device):
+    """Pick the threshold that maximizes detection F1 of BUNDLE on SCENES (folders with naip.tif and
+    truth.gpkg, e.g. from `geodrain synth` with seeds not used for training)."""
+    from ..model.bundle import load_bundle
+    from ..training.calibrate import calibrate_threshold
+
+    result = calibrate_threshold(load_bundle(bundle), list(scenes), tolerance=tolerance, device=device,
+                                 record=record)
+    click.echo(json.dumps(result, indent=2))
