@@ -8,7 +8,6 @@ written atomically.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections import deque
@@ -214,11 +213,11 @@ def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options:
     t_infer = t_merge = t_wait = 0.0
     evaluated = 0
     parts: list[Candidates] = []
-    px_area_km2 = (source.grid.gsd * source.grid.units_m) ** 2 / 1e6
+    area_km2 = source.grid.area_km2() if aoi is None else aoi.area_km2
     bar = tqdm(total=total_windows, unit="win", desc="detect", disable=not progress, smoothing=0.1,
                dynamic_ncols=True)
     t_loop = time.perf_counter()
-    area = 0.0
+    done = 0
     try:
         t0 = time.perf_counter()
         for block in reader.blocks(plans):
@@ -231,10 +230,10 @@ def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options:
             t_infer += t2 - t1
             t_merge += t0 - t2
             evaluated += block.n_windows
-            area += block.plan.nrows * block.plan.ncols * grid.stride ** 2 * px_area_km2
+            done += block.plan.nrows * block.plan.ncols
             bar.update(block.plan.nrows * block.plan.ncols)
             elapsed = time.perf_counter() - t_loop
-            bar.set_postfix_str(f"{min(area, source.grid.area_km2()):.2f} km², "
+            bar.set_postfix_str(f"{area_km2 * done / total_windows:.2f} km², "
                                 f"{evaluated / max(elapsed, 1e-9):,.0f} chips/s")
     finally:
         bar.close()
@@ -253,8 +252,7 @@ def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options:
     t_merge += time.perf_counter() - t3
     seconds = time.perf_counter() - t_start
     run = {"engine": engine_kind, "run": config.to_dict(), "block_px": block_px, "read_threads": threads}
-    result = DetectResult(crossings, None, source, bundle, total_windows, evaluated,
-                          source.grid.area_km2() if aoi is None else aoi.area_km2, seconds,
+    result = DetectResult(crossings, None, source, bundle, total_windows, evaluated, area_km2, seconds,
                           {"read_thread_s": reader.read_seconds, "read_wait_s": t_wait, "infer_s": t_infer,
                            "merge_s": t_merge, "loop_s": time.perf_counter() - t_loop}, run)
     if output is not None:

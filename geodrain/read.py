@@ -34,6 +34,11 @@ from rasterio.windows import Window
 from .errors import RasterError
 
 NAIP_BANDS = (1, 2, 3, 4)
+
+# GDAL's block cache defaults to 5 % of RAM and would grow with the raster. Blocks re-read at most a halo of
+# one tile row of their neighbours, so a small cache loses nothing and keeps memory bounded whatever the
+# raster size. A GDAL_CACHEMAX set by the user wins. (Read by GDAL when its cache is first used.)
+os.environ.setdefault("GDAL_CACHEMAX", "128")
 _DTYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
            "float32": "Float32", "float64": "Float64"}
 

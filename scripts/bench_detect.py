@@ -100,30 +100,8 @@ def naive(raster: Path, bundle, device, n_windows: int, stride: int) -> dict:
             "chips_per_s": 1 / per}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "geodrain-bench")
-    ap.add_argument("--seed", type=int, default=202)
-    ap.add_argument("--size", type=int, default=2048)
-    ap.add_argument("--model", default=None, help="bundle (default: the deployed one)")
-    ap.add_argument("--engine", default="chip", choices=["chip", "dense"])
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--naive-windows", type=int, default=200)
-    ap.add_argument("--rss", default="4096,16384", help="scene sizes for the peak-RSS comparison ('' to skip)")
-    ap.add_argument("--rss-engine", default="dense")
-    ap.add_argument("--rss-model", default=None,
-                    help="bundle for the memory runs (default: --model); the pipeline's memory does not depend "
-                         "on the weights, so a narrow model keeps a 16384² run short on a CPU")
-    ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(args.device)
-    bundle = load_bundle(args.model)
-    raster = scene(args.work, args.seed, args.size)
-    opts = DetectOptions(engine=args.engine, device=args.device, batch_size=args.batch_size, overwrite=True)
-
-    rows = []
+def speed(args, bundle, raster: Path, opts: DetectOptions, device) -> tuple[list[dict], dict, object]:
+    """End to end, model only and naive on the same scene and windows."""
     mo = model_only(raster, bundle, opts, device)
     r = detect(raster, args.work / "bench.gpkg", model=bundle, options=opts, progress=False)
     e2e = {"variant": "end to end", "seconds": r.seconds, "windows": r.evaluated, "chips_per_s": r.chips_per_s,
@@ -142,6 +120,36 @@ def main() -> None:
         "e2e_chips_per_s_over_model_only": e2e["chips_per_s"] / mo["chips_per_s"],
         "naive_time_over_e2e": nv["seconds"] / r.seconds,
     }
+    return rows, ratios, r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "geodrain-bench")
+    ap.add_argument("--seed", type=int, default=202)
+    ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--model", default=None, help="bundle (default: the deployed one)")
+    ap.add_argument("--engine", default="chip", choices=["chip", "dense"])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--naive-windows", type=int, default=200)
+    ap.add_argument("--rss", default="4096,16384", help="scene sizes for the peak-RSS comparison ('' to skip)")
+    ap.add_argument("--rss-engine", default="dense")
+    ap.add_argument("--rss-model", default=None,
+                    help="bundle for the memory runs (default: --model); the pipeline's memory does not depend "
+                         "on the weights, so a narrow model keeps a 16384² run short on a CPU")
+    ap.add_argument("--memory-only", action="store_true", help="only the peak-RSS comparison")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(args.device)
+    bundle = load_bundle(args.model)
+    raster = scene(args.work, args.seed, args.size) if not args.memory_only else None
+    opts = DetectOptions(engine=args.engine, device=args.device, batch_size=args.batch_size, overwrite=True)
+
+    rows, ratios, r = [], {}, None
+    if not args.memory_only:
+        rows, ratios, r = speed(args, bundle, raster, opts, device)
     rss = []
     if args.rss:
         small = None
@@ -157,16 +165,17 @@ def main() -> None:
             small = small or res["peak_rss_mb"]
             res["rss_ratio_vs_smallest"] = res["peak_rss_mb"] / small
     print(f"# bench_detect on {machine()}")
-    print(f"scene {raster} ({args.size}² px), engine {args.engine}, {r.config['run']}\n")
-    print(table(rows, ["variant", "seconds", "windows", "chips_per_s", "ratio_vs_e2e_time"]))
-    print("\nend to end: " + ", ".join(f"{k} {v:.3f}" for k, v in e2e.items() if isinstance(v, float)))
-    print("ratios: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
+    if r is not None:
+        print(f"scene {raster} ({args.size}² px), engine {args.engine}, {r.config['run']}\n")
+        print(table(rows, ["variant", "seconds", "windows", "chips_per_s", "ratio_vs_e2e_time"]))
+        print("\nend to end: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[0].items() if isinstance(v, float)))
+        print("ratios: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
     if rss:
         print()
         print(table(rss, ["size", "peak_rss_mb", "rss_ratio_vs_smallest", "seconds", "windows"]))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "rows": rows, "ratios": ratios, "rss": rss,
-                                         "config": r.config}, indent=2, default=str))
+                                         "config": r.config if r is not None else None}, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -97,3 +97,10 @@ def test_update_manifest_merges(broken):
     again = load_bundle(broken)
     assert again.manifest["inference"]["cpu"] == {"batch_size": 8, "engine": {"backend": "torch"}}
     assert again.best_batch_size("cpu") == 8
+
+
+def test_dense_onnx_export_matches_torch(tmp_path, random_bundle):
+    from geodrain.infer.dense import export_dense_onnx
+
+    assert export_dense_onnx(load_bundle(random_bundle), tmp_path / "dense.onnx", step_px=24,
+                             block_windows=4) <= ONNX_TOLERANCE

@@ -208,7 +208,7 @@ class ScheduleReport:
                  f"- latencies: {self.timing}; eager: the model called from Python"
                  + (" (CUDA events around one call)" if self.device.startswith("cuda") else ""),
                  f"- IOS limits: r = {self.max_group} operators per group, s = {self.max_groups} groups per stage",
-                 f"- blocks: " + "; ".join(f"{b['index']}: {', '.join(b['ops'])} (width {b['width']})"
+                 "- blocks: " + "; ".join(f"{b['index']}: {', '.join(b['ops'])} (width {b['width']})"
                                            for b in self.blocks if len(b["ops"]) > 1),
                  "", "## Sequential vs optimized schedule", "", self.batch_table(), ""]
         if self.engines:

@@ -146,7 +146,7 @@ def train_model(data: TrainingData, config: TrainConfig, *, progress: bool = Tru
     total = steps_per_epoch * config.epochs
     warmup = min(200, total // 10)
     history: list[dict] = []
-    best_state, best_ap, best_val = None, -1.0, {}
+    best_state, best_ap = None, -1.0
     t0 = time.perf_counter()
     step = 0
     for epoch in range(config.epochs):
@@ -183,7 +183,7 @@ def train_model(data: TrainingData, config: TrainConfig, *, progress: bool = Tru
                 f"box AP50 {val['box_ap50']:.4f}  acc {val['accuracy']:.4f}")
         ap = val["ap"] if not math.isnan(val["ap"]) else 0.0
         if ap > best_ap:
-            best_ap, best_val = ap, val
+            best_ap = ap
             best_state = copy.deepcopy(model.state_dict())
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -1,0 +1,95 @@
+"""Chip folders (VOC), scene crops and a tiny training run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from conftest import noise_image, write_raster
+from geodrain.datasets.chips import write_chips
+from geodrain.datasets.sampler import CropSpec, SceneCropDataset
+from geodrain.datasets.scene import open_scene
+from geodrain.datasets.voc import VocChipDataset, read_annotation, write_annotation
+from geodrain.model import build_model, resolve_arch
+from geodrain.synth import generate_scene
+from geodrain.training.data import load_training_data
+from geodrain.training.trainer import window_loss
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    return generate_scene(tmp_path_factory.mktemp("scene") / "s", seed=77, size=1024).outdir
+
+
+def test_voc_annotation_round_trip(tmp_path):
+    boxes = np.array([[40.5, 42.0, 60.0, 58.5]], np.float32)
+    points = np.array([[50.25, 49.75]], np.float32)
+    write_annotation(tmp_path / "a.xml", "a.tif", 100, 100, 4, boxes, points, ["culvert"], context_px=0)
+    ann = read_annotation(tmp_path / "a.xml")
+    assert ann.names == ["culvert"] and (ann.width, ann.height) == (100, 100)
+    assert np.allclose(ann.boxes, boxes, atol=0.05) and np.allclose(ann.points, points, atol=0.01)
+    # the reference layout without geodrain's <point>: the crossing is the box centre
+    text = (tmp_path / "a.xml").read_text()
+    (tmp_path / "b.xml").write_text(text[:text.index("<point>")] + text[text.index("</point>") + 8:])
+    assert np.allclose(read_annotation(tmp_path / "b.xml").points, [[50.25, 50.25]], atol=0.05)
+
+
+def test_chips_from_a_scene_round_trip(scene, tmp_path):
+    out = tmp_path / "chips"
+    s = write_chips(scene, None, out, jitter_m=4.0, neg_ratio=2.0, seed=1)
+    truth = open_scene(scene)
+    assert s.positives >= 1 and s.negatives + s.hard_negatives >= 2 * s.positives - 1
+    pos = sorted(out.glob("*_pos_*.tif"))
+    assert len(pos) == s.positives
+    for chip in pos:
+        ann = read_annotation(chip.with_suffix(".xml"))
+        assert len(ann.points) >= 1
+        assert np.abs(ann.points - 50).max(1).min() <= 4.0 + 1      # crossing within the jitter of the centre
+        with rasterio.open(chip) as src:
+            assert src.count == 4 and src.crs == truth.crs and (src.width, src.height) == (100, 100)
+            # the georeferenced point of the crossing is a true crossing
+            x, y = src.transform * tuple(ann.points[np.abs(ann.points - 50).max(1).argmin()])
+            assert np.hypot(*(truth.crossings.xy - [x, y]).T).min() < 0.5
+    ds = VocChipDataset(out, 100, 4)
+    labels = [float(ds[i][1][0, 0, 0]) for i in range(len(ds))]
+    assert labels.count(1.0) == s.positives and labels.count(0.0) == len(ds) - s.positives
+
+
+def test_three_band_chips_of_another_size_are_resized(tmp_path):
+    write_raster(tmp_path / "c.tif", noise_image(120, 120, count=3))
+    write_annotation(tmp_path / "c.xml", "c.tif", 120, 120, 3, np.array([[50, 50, 70, 70]], np.float32),
+                     np.array([[60, 60]], np.float32), ["culvert"])
+    ds = VocChipDataset(tmp_path, 100, 3)
+    img, target = ds[0]
+    assert img.shape == (3, 100, 100) and img.dtype == torch.uint8
+    assert target[0, 0, 0] == 1.0   # (60, 60) * 100/120 = (50, 50): the centre
+
+
+def test_scene_crops_label_windows(scene):
+    spec = CropSpec(context_px=16, windows=9)
+    ds = SceneCropDataset([open_scene(scene)], spec, length=40, seed=3)
+    labels = torch.stack([ds[i][1] for i in range(len(ds))])[..., 0]
+    assert ds[0][0].shape == (4, spec.size, spec.size)
+    assert (labels == 1).any() and (labels == 0).sum() > (labels == 1).sum()
+    assert torch.equal(ds[5][0], ds[5][0])                        # deterministic per index
+
+
+def test_tiny_training_lowers_the_loss(scene):
+    torch.manual_seed(0)
+    data = load_training_data([scene], 16, samples_per_epoch=16, crop_windows=5, seed=0)
+    model = build_model(resolve_arch("k1-s1-f128-w0.25"), 16)
+    opt = torch.optim.SGD(model.parameters(), lr=0.005, momentum=0.9)
+    x, t = next(iter(torch.utils.data.DataLoader(data.train, batch_size=8)))
+    x = x.float()
+
+    def loss():
+        return window_loss(model.forward_dense(x, 8), t)
+
+    first = float(loss())
+    for _ in range(30):
+        opt.zero_grad()
+        loss().backward()
+        opt.step()
+    assert float(loss()) < 0.7 * first
