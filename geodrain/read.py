@@ -66,7 +66,10 @@ class InputFile:
         return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
-def _first_line(e: Exception) -> str:
+def _first_line(e: BaseException) -> str:
+    """The first informative line of an error (following rasterio's 'See previous exception' chain)."""
+    while "previous exception" in str(e) and (e.__cause__ or e.__context__) is not None:
+        e = e.__cause__ or e.__context__
     text = str(e).strip().splitlines()
     return text[0][:200] if text else type(e).__name__
 

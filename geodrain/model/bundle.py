@@ -213,8 +213,10 @@ def _load_model(folder: Path, manifest: dict) -> SPPNet:
         state = torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as e:  # noqa: BLE001 - any failure here means a broken or mismatched bundle
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BundleError(f"weights in {folder} do not fit architecture {arch.key}: {msg[:200]}") from None
+        lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if ln.startswith(("size mismatch", "Missing key", "Unexpected key"))),
+                      lines[0] if lines else type(e).__name__)
+        raise BundleError(f"weights in {folder} do not fit architecture {arch.key}: {detail[:160]}") from None
     return model.eval()
 
 
