@@ -44,6 +44,9 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--record", action="store_true", help="store the results in the bundle's manifest")
+    ap.add_argument("--chips-only", action="store_true",
+                    help="chip-level metrics only (e.g. adding scenes that tuned the detection threshold: chip AP "
+                         "does not depend on it)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -60,6 +63,14 @@ def main() -> None:
     model = bundle.model.to(device)
     chip = evaluate_model(model, chips, device, bundle.threshold)
     bundle.model.cpu()
+    if args.chips_only:
+        print(f"# eval_bundle {bundle.model_id} on {machine()}")
+        print(f"chip level on {len(scenes)} scenes ({chip['chips']} chips, {chip['positives']} positive): "
+              + ", ".join(f"{k} {chip[k]:.4f}" for k in ("accuracy", "ap", "box_ap50")))
+        if args.record:
+            bundle.update_manifest(metrics={"test_unseen_chips": {
+                **chip, "scenes": [Path(s).name for s in scenes], "measured_with": "scripts/eval_bundle.py --chips-only"}})
+        return
     rows, tp, fp, fn, errs = [], 0, 0, 0, []
     for s in scenes:
         out = args.work / f"{Path(s).name}_{bundle.name}.gpkg"
