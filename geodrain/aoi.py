@@ -27,8 +27,8 @@ class AOI:
         """(row0, col0, row1, col1) of the AOI's bounding box on the grid."""
         x0, y0, x1, y1 = self.geometry.bounds
         inv = ~self.grid.transform
-        c0, r0 = inv * (x0, y1)
-        c1, r1 = inv * (x1, y0)
+        c0, r0 = inv @ (x0, y1)
+        c1, r1 = inv @ (x1, y0)
         return int(np.floor(r0)), int(np.floor(c0)), int(np.ceil(r1)), int(np.ceil(c1))
 
     @property

@@ -75,7 +75,7 @@ def decode(scores: WindowScores, block: Block, grid: WindowGrid, transform, thre
     inside = (lr >= 0) & (lr < block.valid.shape[0]) & (lc >= 0) & (lc < block.valid.shape[1])
     ok = np.zeros(len(px), bool)
     ok[inside] = block.valid[lr[inside], lc[inside]]
-    x, y = transform * (px[ok], py[ok])
+    x, y = transform @ (px[ok], py[ok])
     gsd = abs(transform.a)
     return Candidates(np.column_stack([x, y]), prob[hit][ok].astype(np.float32),
                       (sizes[ok] * gsd).astype(np.float32))

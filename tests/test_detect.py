@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -25,8 +26,8 @@ from geodrain.synth import generate_scene
 from geodrain.window import WindowGrid, plan_blocks
 
 pytestmark = pytest.mark.slow
-REAL_NAIP = sorted((__import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-                    / "naip").glob("*.tif"))
+# real NAIP crops, where the workspace's shared data sits beside the repository (skipped otherwise)
+REAL_NAIP = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "naip").glob("*.tif"))
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ def test_same_crossings_tiled_striped_split_and_vrt(scenes, bundle, tmp_path):
     # split lines through two crossings, so that crossings sit on the seams
     with rasterio.open(raster) as src:
         inv = ~src.transform
-        cols, rows = inv * tuple(truth_xy(scene).T)
+        cols, rows = inv @ tuple(truth_xy(scene).T)
         cut_c, cut_r = int(cols[0]), int(rows[-1])
         parts = []
         for r0, r1 in ((0, cut_r), (cut_r, src.height)):

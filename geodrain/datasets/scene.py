@@ -116,7 +116,7 @@ class Scene:
     def to_pixels(self, xy: np.ndarray) -> np.ndarray:
         """Map coordinates (N, 2) -> continuous pixel coordinates (x = column, y = row)."""
         inv = ~self.transform
-        cols, rows = inv * (xy[:, 0], xy[:, 1])
+        cols, rows = inv @ (xy[:, 0], xy[:, 1])
         return np.column_stack([cols, rows]).astype(np.float64)
 
 

@@ -159,6 +159,18 @@ def _finish(xy: np.ndarray, ds: float) -> LineString | None:
     return line if line.is_valid and line.length > 0 else None
 
 
+def _walked_line(net: "Network", xy: np.ndarray, ds: float, longest: bool = True):
+    """A walked path smoothed, clipped to the scene (its longest part, or its first) and cut where it meets
+    the stream network: ``(line, parent id or None)``, or None when nothing usable is left."""
+    line = _finish(xy, ds)
+    if line is None:
+        return None
+    parts = line_parts(line.intersection(net.ext))
+    if not parts:
+        return None
+    return net.cut_at_network(max(parts, key=lambda g: g.length) if longest else parts[0])
+
+
 class Network:
     """Accepted streams and crossings, and the rules a new stream must satisfy."""
 
@@ -283,14 +295,10 @@ def _main_candidate(rng, p: SceneParams, terrain, net: Network, role: str):
     width = _width(rng, role)
     walker = _Walker(rng, terrain, width, downhill=0.35)
     xy = walker.walk(start, [mid + rng.normal(0, 0.1 * size, 2), end], net.ext.bounds, 5 * reach)
-    line = _finish(xy, walker.ds)
-    if line is None:
+    cut = _walked_line(net, xy, walker.ds)
+    if cut is None:
         return None
-    parts = line_parts(line.intersection(net.ext))
-    if not parts:
-        return None
-    line = max(parts, key=lambda g: g.length)
-    line, parent = net.cut_at_network(line)
+    line, parent = cut
     return line, width, parent, role
 
 
@@ -317,14 +325,10 @@ def _trib_candidate(rng, p: SceneParams, terrain, net: Network):
     walker = _Walker(rng, terrain, width, downhill=0.15)
     span = float(np.hypot(*(target - pick)))
     xy = walker.walk(pick, [target], net.ext.bounds, 3.0 * span + 400.0, reach=walker.ds * 1.5)
-    line = _finish(xy, walker.ds)
-    if line is None:
+    cut = _walked_line(net, xy, walker.ds, longest=False)
+    if cut is None:
         return None
-    parts = line_parts(line.intersection(net.ext))
-    if not parts:
-        return None
-    line = parts[0]
-    line, par = net.cut_at_network(line)
+    line, par = cut
     if par is None:
         # the walk ended at the target without a detected touch: end exactly on the parent
         end = Point(line.coords[-1])
@@ -362,13 +366,10 @@ def _roadside_candidate(rng, p: SceneParams, terrain, net: Network):
     walker = _Walker(rng, terrain, width, amp=rng.uniform(0.0, 0.12), downhill=0.0)
     walker.steer = 40.0
     xy = walker.walk(start, [w1, w2, end], net.ext.bounds, 6 * away + 2 * run, reach=12.0)
-    line = _finish(xy, walker.ds)
-    if line is None:
+    cut = _walked_line(net, xy, walker.ds, longest=False)
+    if cut is None:
         return None
-    parts = line_parts(line.intersection(net.ext))
-    if not parts:
-        return None
-    line, parent = net.cut_at_network(parts[0])
+    line, parent = cut
     return line, width, parent, "roadside"
 
 
@@ -399,14 +400,10 @@ def _designed_candidate(rng, p: SceneParams, terrain, net: Network, through: boo
     walker = _Walker(rng, terrain, width, amp=rng.uniform(0.0, 0.5), downhill=0.0)
     start = q - (reach if through else rng.uniform(150.0, 700.0)) * d
     xy = walker.walk(start, [q - 60 * d, q + 60 * d, q + reach * d], net.ext.bounds, 4 * reach, reach=20.0)
-    line = _finish(xy, walker.ds)
-    if line is None:
+    cut = _walked_line(net, xy, walker.ds)
+    if cut is None:
         return None
-    parts = line_parts(line.intersection(net.ext))
-    if not parts:
-        return None
-    line = max(parts, key=lambda g: g.length)
-    line, parent = net.cut_at_network(line)
+    line, parent = cut
     return line, width, parent, "main"
 
 
