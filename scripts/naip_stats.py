@@ -6,12 +6,13 @@ Per image: per-band mean, standard deviation and 2nd/98th percentiles (R, G, B, 
 1 m (real crops finer than 1 m are first averaged to 1 m; coarser ones are reported as they are and marked).
 Pixels that are nodata in all bands are ignored. Prints a Markdown table.
 
-    python scripts/naip_stats.py SCENE/naip.tif [MORE.tif ...] [--real ../shared/data/real/naip]
+    python scripts/naip_stats.py SCENE/naip.tif [MORE.tif ...] --real DIR_OF_REAL_NAIP_CROPS
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,6 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_REAL = ROOT.parent / "shared" / "data" / "real" / "naip"
 MAX_PX = 4096  # larger rasters are read decimated for the statistics (texture always at full resolution)
 
 
@@ -92,7 +91,8 @@ def table(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("images", nargs="*", type=Path, help="generated naip.tif files (or scene folders)")
-    ap.add_argument("--real", type=Path, default=DEFAULT_REAL, help="folder of real NAIP crops (*.tif)")
+    ap.add_argument("--real", type=Path, default=os.environ.get("GEODRAIN_REAL_NAIP"), required="GEODRAIN_REAL_NAIP" not in os.environ,
+                    help="folder of real NAIP crops (*.tif); default $GEODRAIN_REAL_NAIP")
     args = ap.parse_args(argv)
     rows = []
     for p in args.images:

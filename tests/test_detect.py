@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -26,8 +27,8 @@ from geodrain.synth import generate_scene
 from geodrain.window import WindowGrid, plan_blocks
 
 pytestmark = pytest.mark.slow
-# real NAIP crops, where the workspace's shared data sits beside the repository (skipped otherwise)
-REAL_NAIP = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "naip").glob("*.tif"))
+# real NAIP crops (*.tif) from the folder named by $GEODRAIN_REAL_NAIP; skipped without it
+REAL_NAIP = sorted(Path(os.environ["GEODRAIN_REAL_NAIP"]).glob("*.tif")) if os.environ.get("GEODRAIN_REAL_NAIP") else []
 
 
 @pytest.fixture(scope="module")
