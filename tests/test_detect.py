@@ -27,8 +27,11 @@ from geodrain.synth import generate_scene
 from geodrain.window import WindowGrid, plan_blocks
 
 pytestmark = pytest.mark.slow
-# real NAIP crops (*.tif) from the folder named by $GEODRAIN_REAL_NAIP; skipped without it
-REAL_NAIP = sorted(Path(os.environ["GEODRAIN_REAL_NAIP"]).glob("*.tif")) if os.environ.get("GEODRAIN_REAL_NAIP") else []
+# real NAIP crops (*.tif): the folder named by $GEODRAIN_REAL_NAIP, else shared/data/real/naip beside the
+# repository where that exists; skipped when neither holds any
+REAL_NAIP_DIR = Path(os.environ.get("GEODRAIN_REAL_NAIP")
+                     or Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "naip")
+REAL_NAIP = sorted(REAL_NAIP_DIR.glob("*.tif"))
 
 
 @pytest.fixture(scope="module")
