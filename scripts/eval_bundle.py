@@ -71,7 +71,7 @@ def main() -> None:
             bundle.update_manifest(metrics={"test_unseen_chips": {
                 **chip, "scenes": [Path(s).name for s in scenes], "measured_with": "scripts/eval_bundle.py --chips-only"}})
         return
-    rows, tp, fp, fn, errs = [], 0, 0, 0, []
+    rows, tp, fp, fn, errs, tp25 = [], 0, 0, 0, [], 0
     for s in scenes:
         out = args.work / f"{Path(s).name}_{bundle.name}.gpkg"
         r = detect(Path(s) / "naip.tif", out, model=bundle, progress=False,
@@ -82,18 +82,24 @@ def main() -> None:
                      "engine": r.config["engine"]})
         tp, fp, fn = tp + ev.true_positives, fp + ev.false_positives, fn + ev.false_negatives
         errs += list(m.distances)
+        tp25 += evaluate_files(out, Path(s) / "truth.gpkg", 25.0)[0].true_positives
     p = tp / (tp + fp) if tp + fp else 0.0
     rcl = tp / (tp + fn) if tp + fn else 0.0
     pooled = {"scene": "all", "truth": tp + fn, "detected": tp + fp, "precision": p, "recall": rcl,
               "f1": 2 * p * rcl / (p + rcl) if p + rcl else 0.0,
               "mean_error_m": float(np.mean(errs)) if errs else float("nan")}
+    # error analysis: detections 10-25 m from an unmatched true crossing are placement errors, not false alarms
+    p25, r25 = tp25 / max(tp + fp, 1), tp25 / max(tp + fn, 1)
+    placement = {"placed_10_to_25m": tp25 - tp, "f1_at_25m": 2 * p25 * r25 / (p25 + r25) if p25 + r25 else 0.0}
     rows.append(pooled)
     print(f"# eval_bundle {bundle.model_id} on {machine()}")
     print(f"chip level ({chip['chips']} chips, {chip['positives']} positive, threshold {bundle.threshold:.3f}): "
           + ", ".join(f"{k} {chip[k]:.4f}" for k in ("accuracy", "ap", "box_ap50", "precision", "recall", "f1")))
     print(table(rows, ["scene", "truth", "detected", "precision", "recall", "f1", "mean_error_m", "seconds"]))
+    print(f"placement: {placement['placed_10_to_25m']} of {fp} false positives lie 10-25 m from a missed true "
+          f"crossing; pooled F1 at a 25 m tolerance {placement['f1_at_25m']:.3f}")
     result = {"machine": machine(), "model": bundle.model_id, "scenes": [str(s) for s in scenes], "chip": chip,
-              "detect": rows}
+              "detect": rows, "placement": placement}
     if args.record:
         names = [Path(s).name for s in scenes]
         bundle.update_manifest(metrics={
