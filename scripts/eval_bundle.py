@@ -19,7 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import machine, table  # noqa: E402
@@ -32,6 +34,17 @@ from geodrain.synth import generate_scene  # noqa: E402
 from geodrain.training.data import scene_chip_set  # noqa: E402
 from geodrain.training.trainer import evaluate_model  # noqa: E402
 from geodrain.datasets.scene import open_scene  # noqa: E402
+
+
+def recall_by_attribute(truth: pd.DataFrame) -> list[dict]:
+    """Detection recall of the pooled true crossings by structure kind, road surface and stream width."""
+    width = pd.cut(truth["stream_width_m"], [0, 2, 4, 8, np.inf], right=False,
+                   labels=["< 2 m", "2-4 m", "4-8 m", ">= 8 m"])
+    rows = []
+    for name, key in (("kind", truth["kind"]), ("road_kind", truth["road_kind"]), ("stream_width", width)):
+        for value, g in truth.groupby(key, observed=True)["found"]:
+            rows.append({"attribute": name, "value": str(value), "crossings": int(g.size), "recall": float(g.mean())})
+    return rows
 
 
 def main() -> None:
@@ -71,7 +84,7 @@ def main() -> None:
             bundle.update_manifest(metrics={"test_unseen_chips": {
                 **chip, "scenes": [Path(s).name for s in scenes], "measured_with": "scripts/eval_bundle.py --chips-only"}})
         return
-    rows, tp, fp, fn, errs, tp25 = [], 0, 0, 0, [], 0
+    rows, tp, fp, fn, errs, tp25, found = [], 0, 0, 0, [], 0, []
     for s in scenes:
         out = args.work / f"{Path(s).name}_{bundle.name}.gpkg"
         r = detect(Path(s) / "naip.tif", out, model=bundle, progress=False,
@@ -83,6 +96,9 @@ def main() -> None:
         tp, fp, fn = tp + ev.true_positives, fp + ev.false_positives, fn + ev.false_negatives
         errs += list(m.distances)
         tp25 += evaluate_files(out, Path(s) / "truth.gpkg", 25.0)[0].true_positives
+        truth = gpd.read_file(Path(s) / "truth.gpkg", layer="crossings")
+        truth["found"] = np.isin(np.arange(len(truth)), m.true_index)
+        found.append(truth)
     p = tp / (tp + fp) if tp + fp else 0.0
     rcl = tp / (tp + fn) if tp + fn else 0.0
     pooled = {"scene": "all", "truth": tp + fn, "detected": tp + fp, "precision": p, "recall": rcl,
@@ -96,10 +112,12 @@ def main() -> None:
     print(f"chip level ({chip['chips']} chips, {chip['positives']} positive, threshold {bundle.threshold:.3f}): "
           + ", ".join(f"{k} {chip[k]:.4f}" for k in ("accuracy", "ap", "box_ap50", "precision", "recall", "f1")))
     print(table(rows, ["scene", "truth", "detected", "precision", "recall", "f1", "mean_error_m", "seconds"]))
+    by_attr = recall_by_attribute(pd.concat(found, ignore_index=True)) if found else []
+    print(table(by_attr, ["attribute", "value", "crossings", "recall"]))
     print(f"placement: {placement['placed_10_to_25m']} of {fp} false positives lie 10-25 m from a missed true "
           f"crossing; pooled F1 at a 25 m tolerance {placement['f1_at_25m']:.3f}")
     result = {"machine": machine(), "model": bundle.model_id, "scenes": [str(s) for s in scenes], "chip": chip,
-              "detect": rows, "placement": placement}
+              "detect": rows, "placement": placement, "recall_by_attribute": by_attr}
     if args.record:
         names = [Path(s).name for s in scenes]
         bundle.update_manifest(metrics={
