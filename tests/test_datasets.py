@@ -12,6 +12,7 @@ from geodrain.datasets.chips import write_chips
 from geodrain.datasets.sampler import CropSpec, SceneCropDataset
 from geodrain.datasets.scene import open_scene
 from geodrain.datasets.voc import VocChipDataset, read_annotation, write_annotation
+from geodrain.errors import DatasetError
 from geodrain.model import build_model, resolve_arch
 from geodrain.synth import generate_scene
 from geodrain.training.data import load_training_data
@@ -74,6 +75,21 @@ def test_scene_crops_label_windows(scene):
     assert ds[0][0].shape == (4, spec.size, spec.size)
     assert (labels == 1).any() and (labels == 0).sum() > (labels == 1).sum()
     assert torch.equal(ds[5][0], ds[5][0])                        # deterministic per index
+
+
+def test_balanced_crossing_crops(scene):
+    sc = open_scene(scene)
+    n = len(sc.crossings)
+    assert n >= 3 and set(sc.crossings.attrs) >= {"kind", "road_kind"}
+    sc.crossings.attrs["surface"] = np.array(["rare"] + ["common"] * (n - 1), dtype=object)
+    ds = SceneCropDataset([sc], CropSpec(context_px=16, windows=5), length=8, seed=1, balance_by="surface")
+    pairs, p = ds._balanced
+    rare = p[sc.crossings.attrs["surface"][pairs[:, 1]] == "rare"].sum()
+    assert rare == pytest.approx(1 / (1 + np.sqrt(n - 1)))           # shares ~ sqrt(count), not count
+    assert rare > 1 / n
+    assert ds[3][0].shape == (4, ds.spec.size, ds.spec.size)
+    with pytest.raises(DatasetError, match="no crossing attribute 'colour'"):
+        SceneCropDataset([sc], CropSpec(context_px=16, windows=5), length=8, balance_by="colour")
 
 
 def test_tiny_training_lowers_the_loss(scene):

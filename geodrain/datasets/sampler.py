@@ -16,6 +16,7 @@ import numpy as np
 import rasterio
 import torch
 
+from ..errors import DatasetError
 from ..model.sppnet import FEATURE_STRIDE, WINDOW_PX
 from .augment import random_dihedral
 from .scene import Scene, read_crop
@@ -49,11 +50,15 @@ class SceneCropDataset(torch.utils.data.Dataset):
     ends ...), along roads and streams away from crossings (the linear features a crossing detector most
     easily confuses with crossings), and anywhere. Crops are deterministic in (seed, epoch, index); call
     :meth:`set_epoch` between epochs.
+
+    ``balance_by`` names a text attribute of the truth crossings (e.g. ``road_kind``): crops centred on
+    crossings then draw each value of it, over all scenes, in proportion to the square root of its count
+    instead of its count, so rare values are seen more often without a few examples dominating.
     """
 
     def __init__(self, scenes: list[Scene], spec: CropSpec, length: int, mix=(0.35, 0.15, 0.35, 0.15),
                  bands: tuple[int, ...] = (1, 2, 3, 4), augment: bool = True, seed: int = 0,
-                 exclude: list[np.ndarray] | None = None):
+                 exclude: list[np.ndarray] | None = None, balance_by: str | None = None):
         self.scenes = scenes
         self.spec = spec
         self.length = int(length)
@@ -70,6 +75,23 @@ class SceneCropDataset(torch.utils.data.Dataset):
         # crossings reserved for validation: never placed as crop centres (still labelled if inside)
         self._centres = [c if exclude is None else c[~exclude[i]] for i, c in enumerate(self._cross)]
         self._lines = [self._far_line_points(s, c) for s, c in zip(scenes, self._cross)]
+        self._balanced = self._balanced_centres(balance_by, exclude) if balance_by else None
+
+    def _balanced_centres(self, column: str, exclude: list[np.ndarray] | None):
+        """(scene, centre index) of every training crossing and a probability each (value shares ~ sqrt(count))."""
+        pairs, values = [], []
+        for k, s in enumerate(self.scenes):
+            if column not in s.crossings.attrs:
+                raise DatasetError(f"{s.truth} has no crossing attribute '{column}' to balance by")
+            v = s.crossings.attrs[column]
+            v = v if exclude is None else v[~exclude[k]]
+            pairs += [(k, i) for i in range(len(v))]
+            values += list(v)
+        if not pairs:
+            return None
+        _, inverse, counts = np.unique(np.asarray(values, dtype=str), return_inverse=True, return_counts=True)
+        p = 1.0 / np.sqrt(counts[inverse])
+        return np.asarray(pairs), p / p.sum()
 
     @staticmethod
     def _far_line_points(scene: Scene, cross: np.ndarray) -> np.ndarray:
@@ -103,7 +125,12 @@ class SceneCropDataset(torch.utils.data.Dataset):
         kind = rng.choice(len(self.mix), p=self.mix)
         span = FEATURE_STRIDE * (self.spec.windows - 1) / 2 + 16
         pools = (self._centres[k], self._hard[k], self._lines[k])
-        if kind < len(pools) and len(pools[kind]):
+        if kind == 0 and self._balanced is not None:
+            pairs, p = self._balanced
+            k, j = (int(v) for v in pairs[rng.choice(len(p), p=p)])
+            scene = self.scenes[k]
+            centre = self._centres[k][j] + rng.uniform(-span, span, 2)
+        elif kind < len(pools) and len(pools[kind]):
             centre = pools[kind][rng.integers(len(pools[kind]))] + rng.uniform(-span, span, 2)
         else:
             centre = rng.uniform([0, 0], [scene.width, scene.height])

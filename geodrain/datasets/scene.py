@@ -6,7 +6,7 @@ A scene folder as written by ``geodrain synth`` holds ``naip.tif`` and ``truth.g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ class PointSet:
     sizes_m: np.ndarray     # (N, 2) float32
     kinds: np.ndarray       # (N,) object
     crs: object = None
+    attrs: dict = field(default_factory=dict)   # text attribute columns (name -> (N,) object), e.g. road_kind
 
     def __len__(self) -> int:
         return len(self.xy)
@@ -79,7 +80,9 @@ def read_points(path: str | Path, layer: str | None = None, crs=None, required: 
     else:
         sizes = np.full((len(gdf), 2), DEFAULT_SIZE_M, np.float32)
     kinds = gdf["kind"].astype(str).to_numpy(object) if "kind" in gdf.columns else np.full(len(gdf), "", object)
-    return PointSet(xy, sizes, kinds, gdf.crs)
+    attrs = {c: gdf[c].astype(str).to_numpy(object) for c in gdf.columns
+             if c != gdf.geometry.name and getattr(gdf[c].dtype, "kind", "") in ("O", "U", "T")}
+    return PointSet(xy, sizes, kinds, gdf.crs, attrs)
 
 
 def _read_csv_points(path: Path):

@@ -332,7 +332,7 @@ def _training_data(data: Sequence[str | Path] | TrainingData, template: TrainCon
         return data
     return load_training_data(list(data), template.context_px, val_fraction=template.val_fraction,
                               samples_per_epoch=template.samples_per_epoch, crop_windows=template.crop_windows,
-                              seed=template.seed)
+                              seed=template.seed, balance_by=template.balance_by)
 
 
 def _context(out: Path, archs: list[Arch], min_ap: float, metric: str, setup: EfficiencySetup,

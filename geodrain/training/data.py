@@ -56,7 +56,7 @@ def is_scene(path: Path) -> bool:
 
 def load_training_data(paths: list[str | Path], context_px: int, *, val_fraction: float = 0.2,
                        test: list[str | Path] | None = None, samples_per_epoch: int = 2000,
-                       crop_windows: int = 9, seed: int = 0) -> TrainingData:
+                       crop_windows: int = 9, seed: int = 0, balance_by: str | None = None) -> TrainingData:
     paths = [Path(p) for p in paths]
     if not paths:
         raise DatasetError("no training data given")
@@ -67,7 +67,8 @@ def load_training_data(paths: list[str | Path], context_px: int, *, val_fraction
     if scenes and len(scenes) != len(paths):
         raise DatasetError("give either scene folders (naip.tif + truth.gpkg) or chip folders, not both")
     if scenes:
-        return _scene_data(scenes, context_px, val_fraction, test, samples_per_epoch, crop_windows, seed)
+        return _scene_data(scenes, context_px, val_fraction, test, samples_per_epoch, crop_windows, seed,
+                           balance_by)
     return _chip_data(paths, context_px, val_fraction, test, seed)
 
 
@@ -112,7 +113,8 @@ def scene_chip_set(scenes: list[Scene], context_px: int, seed: int, masks: list[
     return ArrayChips(np.concatenate(imgs), np.concatenate(tgts))
 
 
-def _scene_data(paths, context_px, val_fraction, test, samples_per_epoch, crop_windows, seed) -> TrainingData:
+def _scene_data(paths, context_px, val_fraction, test, samples_per_epoch, crop_windows, seed,
+                balance_by=None) -> TrainingData:
     scenes = [open_scene(p) for p in paths]
     for s in scenes:
         if s.count < 4:
@@ -125,7 +127,7 @@ def _scene_data(paths, context_px, val_fraction, test, samples_per_epoch, crop_w
         m[rng.permutation(len(m))[:n_val]] = True
         val_masks.append(m)
     spec = CropSpec(context_px=context_px, windows=crop_windows)
-    train = SceneCropDataset(scenes, spec, samples_per_epoch, seed=seed, exclude=val_masks)
+    train = SceneCropDataset(scenes, spec, samples_per_epoch, seed=seed, exclude=val_masks, balance_by=balance_by)
     val = scene_chip_set(scenes, context_px, seed + 1, masks=val_masks)
     tst = None
     if test:

@@ -49,10 +49,13 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     init: str | None = None          # a bundle to start from (fine-tuning); its architecture is used
+    balance_by: str | None = None    # truth attribute whose values positive crops draw equally (scene data)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["arch"] = self.arch.key
+        if d["balance_by"] is None:      # absent unless used: older manifests and search signatures match
+            del d["balance_by"]
         return d
 
 
@@ -205,7 +208,7 @@ def train(data_paths: list[str | Path], config: TrainConfig, out: str | Path | N
         check_output_folder(out, overwrite)
     data = load_training_data(data_paths, config.context_px, val_fraction=config.val_fraction,
                               test=test_paths, samples_per_epoch=config.samples_per_epoch,
-                              crop_windows=config.crop_windows, seed=config.seed)
+                              crop_windows=config.crop_windows, seed=config.seed, balance_by=config.balance_by)
     result = train_model(data, config, progress=progress, log=log)
     if out is not None:
         metrics = {"val": result.val, "history": result.history}
