@@ -2,8 +2,9 @@
 
 :func:`detect` is the library API behind ``geodrain detect``. Blocks are read and prepared (validity, AOI,
 window selection) on background threads, a bounded number ahead of the engine, so reading overlaps the model
-and memory stays bounded whatever the raster size; candidates are merged once at the end and the output is
-written atomically.
+and memory stays bounded whatever the raster size. On a GPU the next block is queued before the previous
+block's outputs are decoded, so decoding overlaps the model too. Candidates are merged once at the end and the
+output is written atomically.
 """
 
 from __future__ import annotations
@@ -218,23 +219,37 @@ def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options:
                dynamic_ncols=True)
     t_loop = time.perf_counter()
     done = 0
+    in_flight = None   # (pending scores, block): decoded after the next block is submitted to the engine
+
+    def finish(pending, block) -> None:
+        nonlocal t_infer, t_merge
+        t1 = time.perf_counter()
+        scores = pending.result()
+        t2 = time.perf_counter()
+        parts.append(decode(scores, block, grid, source.grid.transform, threshold))
+        t_infer += t2 - t1
+        t_merge += time.perf_counter() - t2
+
     try:
         t0 = time.perf_counter()
         for block in reader.blocks(plans):
             t1 = time.perf_counter()
             t_wait += t1 - t0
-            scores = engine.run(block)
-            t2 = time.perf_counter()
-            parts.append(decode(scores, block, grid, source.grid.transform, threshold))
-            t0 = time.perf_counter()
-            t_infer += t2 - t1
-            t_merge += t0 - t2
+            pending = engine.submit(block)
+            t_infer += time.perf_counter() - t1
+            if in_flight is not None:
+                finish(*in_flight)      # the previous block's outputs, while the device runs this one
+            in_flight = (pending, block)
             evaluated += block.n_windows
             done += block.plan.nrows * block.plan.ncols
             bar.update(block.plan.nrows * block.plan.ncols)
             elapsed = time.perf_counter() - t_loop
             bar.set_postfix_str(f"{area_km2 * done / total_windows:.2f} km², "
                                 f"{evaluated / max(elapsed, 1e-9):,.0f} chips/s")
+            t0 = time.perf_counter()
+        if in_flight is not None:
+            finish(*in_flight)
+            in_flight = None
     finally:
         bar.close()
     engine.synchronize()

@@ -109,3 +109,16 @@ def test_tiny_training_lowers_the_loss(scene):
         loss().backward()
         opt.step()
     assert float(loss().detach()) < 0.7 * first
+
+
+def test_time_budget_stops_training_and_keeps_the_last_epoch(scene):
+    from geodrain.training.trainer import TrainConfig, train_model
+
+    data = load_training_data([scene], 16, samples_per_epoch=8, crop_windows=3, seed=0)
+    config = TrainConfig(arch=resolve_arch("k1-s1-f128-w0.25"), epochs=50, batch_size=4, device="cpu",
+                         keep="last", max_seconds=1e-3)
+    messages = []
+    result = train_model(data, config, progress=False, log=messages.append)
+    assert len(result.history) == 1 and "stopping after epoch 1" in messages[-1]
+    assert config.to_dict()["keep"] == "last" and "balance_by" not in config.to_dict()
+    assert "keep" not in TrainConfig().to_dict()   # defaults stay out of the manifest and search signatures

@@ -36,13 +36,18 @@ from .options import device_opt, overwrite_opt, quiet_opt, seed_opt
 @click.option("--balance-by", default=None, metavar="COLUMN",
               help="Scene data: draw crossing-centred crops from each value of this truth attribute "
                    "(e.g. road_kind) in proportion to the square root of its count, not its count.")
+@click.option("--keep", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="Weights to save: the epoch of highest validation chip AP, or the last epoch (the end of the "
+                   "cosine schedule).")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Time budget: stop after the last epoch expected to end within it.")
 @device_opt
 @seed_opt
 @overwrite_opt
 @quiet_opt
 def train(data, output, arch, epochs, batch_size, lr, momentum, weight_decay, val_fraction, context_px,
-          samples_per_epoch, crop_windows, test_paths, workers, init, name, balance_by, device, seed, overwrite,
-          quiet):
+          samples_per_epoch, crop_windows, test_paths, workers, init, name, balance_by, keep, max_seconds, device,
+          seed, overwrite, quiet):
     """Train on DATA (scene folders from `geodrain synth`, or VOC chip folders) and write a bundle."""
     from ..model.arch import resolve_arch
     from ..training import TrainConfig, train as run_training
@@ -56,7 +61,7 @@ def train(data, output, arch, epochs, batch_size, lr, momentum, weight_decay, va
     config = TrainConfig(arch=resolve_arch(arch), init=init, context_px=context_px, epochs=epochs, batch_size=batch_size,
                          lr=lr, momentum=momentum, weight_decay=weight_decay, val_fraction=val_fraction,
                          samples_per_epoch=samples_per_epoch, crop_windows=crop_windows, workers=workers,
-                         device=device, seed=seed, balance_by=balance_by)
+                         device=device, seed=seed, balance_by=balance_by, keep=keep, max_seconds=max_seconds)
     log = None if quiet else (lambda m: click.echo(m, err=True))
     result = run_training(list(data), config, output, test_paths=list(test_paths), name=name,
                           overwrite=overwrite, progress=not quiet, log=log)

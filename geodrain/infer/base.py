@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from ..window import Block
 
@@ -27,11 +28,41 @@ class WindowScores:
         return cls(np.zeros(0, int), np.zeros(0, int), np.zeros(0, np.float32), np.zeros((0, 4), np.float32))
 
 
+class PendingScores:
+    """The outputs of one block, possibly still being computed and copied back by the device.
+
+    On CUDA the engine only enqueues the work and an asynchronous copy into pinned host memory, so the caller
+    can decode the previous block (and the reader can prepare the next) while the GPU runs this one;
+    :meth:`result` waits for the copy.
+    """
+
+    def __init__(self, rows: np.ndarray, cols: np.ndarray, out: torch.Tensor | np.ndarray | None):
+        self.rows, self.cols = rows, cols
+        self._event = None
+        if isinstance(out, torch.Tensor) and out.device.type == "cuda":
+            host = torch.empty(out.shape, dtype=torch.float32, pin_memory=True)
+            host.copy_(out, non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+            out = host
+        self._out = out
+
+    def result(self) -> WindowScores:
+        if self._out is None:
+            return WindowScores.empty()
+        if self._event is not None:
+            self._event.synchronize()
+        out = self._out.float().numpy() if isinstance(self._out, torch.Tensor) else self._out
+        return WindowScores(self.rows, self.cols, out[:, 0], out[:, 1:5])
+
+
 class Engine(Protocol):
     """Runs the model on the kept windows of a block."""
 
     name: str
     block_px: int
+
+    def submit(self, block: Block) -> PendingScores: ...
 
     def run(self, block: Block) -> WindowScores: ...
 

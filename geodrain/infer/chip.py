@@ -12,7 +12,7 @@ import torch
 
 from ..model.bundle import Bundle
 from ..window import Block, WindowGrid, extract_chips
-from .base import WindowScores
+from .base import PendingScores, WindowScores
 from .runtime import ChipRunner, RunConfig
 
 
@@ -27,29 +27,31 @@ class ChipEngine:
         self.side = grid.size + 2 * grid.context
         self.device = torch.device(config.device)
 
-    def run(self, block: Block) -> WindowScores:
+    def submit(self, block: Block) -> PendingScores:
         rows, cols = np.nonzero(block.keep)
+        grows, gcols = rows + block.plan.row0, cols + block.plan.col0
         if len(rows) == 0:
-            return WindowScores.empty()
+            return PendingScores(grows, gcols, None)
         bs = self.runner.batch_size
-        outs = []
         if self.config.backend == "onnx":
-            for s in range(0, len(rows), bs):
-                outs.append(self.runner(extract_chips(block.data, rows[s:s + bs], cols[s:s + bs], self.grid)))
-        else:
-            t = torch.from_numpy(block.data)
-            if self.device.type == "cuda":
-                t = t.pin_memory().to(self.device, non_blocking=True)
-            view = t.unfold(1, self.side, self.grid.stride).unfold(2, self.side, self.grid.stride)
-            r_all = torch.as_tensor(rows, device=self.device)
-            c_all = torch.as_tensor(cols, device=self.device)
-            for s in range(0, len(rows), bs):
-                chips = view[:, r_all[s:s + bs], c_all[s:s + bs]].permute(1, 0, 2, 3)
-                y = self.runner.run_device(chips)
-                outs.append(y.clone() if self.config.cuda_graph else y)  # graph outputs are reused
-            outs = [torch.cat(outs).cpu().numpy()]   # one copy back (and one sync) per block
-        out = np.concatenate(outs)
-        return WindowScores(rows + block.plan.row0, cols + block.plan.col0, out[:, 0], out[:, 1:5])
+            outs = [self.runner(extract_chips(block.data, rows[s:s + bs], cols[s:s + bs], self.grid))
+                    for s in range(0, len(rows), bs)]
+            return PendingScores(grows, gcols, np.concatenate(outs))
+        t = torch.from_numpy(block.data)
+        if self.device.type == "cuda":
+            t = t.pin_memory().to(self.device, non_blocking=True)
+        view = t.unfold(1, self.side, self.grid.stride).unfold(2, self.side, self.grid.stride)
+        r_all = torch.as_tensor(rows, device=self.device)
+        c_all = torch.as_tensor(cols, device=self.device)
+        outs = []
+        for s in range(0, len(rows), bs):
+            chips = view[:, r_all[s:s + bs], c_all[s:s + bs]].permute(1, 0, 2, 3)
+            y = self.runner.run_device(chips)
+            outs.append(y.clone() if self.config.cuda_graph else y)  # graph outputs are reused
+        return PendingScores(grows, gcols, torch.cat(outs))   # one copy back per block, not waited for here
+
+    def run(self, block: Block) -> WindowScores:
+        return self.submit(block).result()
 
     def synchronize(self) -> None:
         self.runner.synchronize()

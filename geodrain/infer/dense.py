@@ -20,7 +20,7 @@ from ..errors import DeviceError
 from ..model.bundle import Bundle
 from ..model.sppnet import FEATURE_STRIDE, SPPNet
 from ..window import Block, WindowGrid
-from .base import WindowScores
+from .base import PendingScores, WindowScores
 from .runtime import GraphedCall, RunConfig, prepare_module
 
 MIN_EXACT_CONTEXT = 16
@@ -90,10 +90,11 @@ class DenseEngine:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def run(self, block: Block) -> WindowScores:
+    def submit(self, block: Block) -> PendingScores:
         rows, cols = np.nonzero(block.keep)
+        grows, gcols = rows + block.plan.row0, cols + block.plan.col0
         if len(rows) == 0:
-            return WindowScores.empty()
+            return PendingScores(grows, gcols, None)
         with torch.inference_mode():
             if self.config.cuda_graph:
                 if self._shape is None:
@@ -111,8 +112,10 @@ class DenseEngine:
             else:
                 out = self.module(self._input(block.data, None))
             sel = out[0, torch.as_tensor(rows, device=out.device), torch.as_tensor(cols, device=out.device)]
-            sel = sel.float().cpu().numpy()
-        return WindowScores(rows + block.plan.row0, cols + block.plan.col0, sel[:, 0], sel[:, 1:5])
+        return PendingScores(grows, gcols, sel.float())   # a copy: graph replays do not overwrite it
+
+    def run(self, block: Block) -> WindowScores:
+        return self.submit(block).result()
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":

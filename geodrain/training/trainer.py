@@ -50,12 +50,16 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None          # a bundle to start from (fine-tuning); its architecture is used
     balance_by: str | None = None    # truth attribute whose values positive crops draw equally (scene data)
+    keep: str = "best"               # best: the epoch of highest validation AP; last: the final epoch
+    max_seconds: float | None = None  # stop after the epoch that would overrun this budget
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["arch"] = self.arch.key
-        if d["balance_by"] is None:      # absent unless used: older manifests and search signatures match
-            del d["balance_by"]
+        # absent unless used: older manifests and search signatures match
+        for k, default in (("balance_by", None), ("keep", "best"), ("max_seconds", None)):
+            if d[k] == default:
+                del d[k]
         return d
 
 
@@ -122,7 +126,13 @@ def _lr_at(step: int, total: int, base: float, warmup: int) -> float:
 
 def train_model(data: TrainingData, config: TrainConfig, *, progress: bool = True,
                 log: Callable[[str], None] | None = None) -> TrainResult:
-    """Train on prepared data; returns the best-by-validation-AP model and its metrics."""
+    """Train on prepared data; returns the best-by-validation-AP (or the last) model and its metrics.
+
+    With ``config.max_seconds`` training stops early, after the last epoch that is expected to end within the
+    budget (the learning-rate schedule is then cut short); the history says how many epochs ran.
+    """
+    if config.keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', not {config.keep!r}")
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     if config.init is not None:
@@ -185,9 +195,15 @@ def train_model(data: TrainingData, config: TrainConfig, *, progress: bool = Tru
             log(f"epoch {epoch + 1}/{config.epochs}: loss {rec['loss']:.4f}  val AP {val['ap']:.4f}  "
                 f"box AP50 {val['box_ap50']:.4f}  acc {val['accuracy']:.4f}")
         ap = val["ap"] if not math.isnan(val["ap"]) else 0.0
-        if ap > best_ap:
+        if ap > best_ap and config.keep == "best":
             best_ap = ap
             best_state = copy.deepcopy(model.state_dict())
+        elapsed = time.perf_counter() - t0
+        if config.max_seconds is not None and epoch + 1 < config.epochs \
+                and elapsed * (epoch + 2) / (epoch + 1) > config.max_seconds:
+            if log:
+                log(f"stopping after epoch {epoch + 1}: the next would end past --max-seconds {config.max_seconds:g}")
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     model = model.to(memory_format=torch.contiguous_format)
