@@ -32,7 +32,7 @@ from .infer.runtime import RunConfig, default_config, resolve_device
 from .merge import Candidates, Crossings, decode, merge_candidates
 from .model.bundle import Bundle, load_bundle
 from .model.sppnet import FEATURE_STRIDE
-from .read import NAIP_BANDS, RasterSource, open_source
+from .read import NAIP_BANDS, RasterSource, block_cache, open_source
 from .window import Block, BlockPlan, WindowGrid, check_size, plan_blocks, valid_fraction
 from .write import check_output, write_points
 
@@ -135,6 +135,7 @@ class BlockReader:
     def __init__(self, source: RasterSource, grid: WindowGrid, aoi: AOI | None, min_valid: float,
                  threads: int, ahead: int):
         self.source, self.grid, self.aoi, self.min_valid = source, grid, aoi, min_valid
+        self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="geodrain-read")
         self.ahead = max(1, ahead)
         self.read_seconds = 0.0
@@ -149,6 +150,12 @@ class BlockReader:
         return Block(plan, data, valid, keep)
 
     def blocks(self, plans: Sequence[BlockPlan]):
+        if not plans:
+            return
+        with block_cache(self.source, plans[0].read_height, plans[0].read_width, self.threads):
+            yield from self._blocks(plans)
+
+    def _blocks(self, plans: Sequence[BlockPlan]):
         pending: deque = deque()
         it = iter(plans)
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -37,10 +38,38 @@ NAIP_BANDS = (1, 2, 3, 4)
 
 # GDAL's block cache defaults to 5 % of RAM and would grow with the raster. Blocks re-read at most a halo of
 # one tile row of their neighbours, so a small cache loses nothing and keeps memory bounded whatever the
-# raster size. A GDAL_CACHEMAX set by the user wins. (Read by GDAL when its cache is first used.)
+# raster size; :func:`block_cache` raises it to what concurrent block reads need. A GDAL_CACHEMAX set by the
+# user wins. (Read by GDAL when its cache is first used.)
+_USER_CACHEMAX = "GDAL_CACHEMAX" in os.environ
 os.environ.setdefault("GDAL_CACHEMAX", "128")
+MIN_CACHE_BYTES = 128 << 20
 _DTYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
            "float32": "Float32", "float64": "Float64"}
+
+
+def cache_bytes(source: "RasterSource", block_h: int, block_w: int, threads: int) -> int:
+    """A GDAL block cache that holds every tile of the blocks being read at once (at least 128 MB).
+
+    A pixel-interleaved tile is decoded once for all its bands only while the other bands' parts stay in the
+    cache; when concurrent reads overflow it, each tile is decoded again for every band
+    (``scripts/bench_read.py`` compares the two). The size depends on the threads and the block, never on
+    the raster.
+    """
+    f = source.files[0]
+    th, tw = f.block_shape
+    tiles = (math.ceil(block_h / th) + 1) * (math.ceil(block_w / tw) + 1)
+    per_block = tiles * th * tw * f.count * np.dtype(f.dtype).itemsize
+    return max(MIN_CACHE_BYTES, int(1.25 * threads * per_block))
+
+
+@contextmanager
+def block_cache(source: "RasterSource", block_h: int, block_w: int, threads: int):
+    """Size GDAL's (process-wide) block cache for ``threads`` concurrent block reads while in the block."""
+    if _USER_CACHEMAX:
+        yield
+        return
+    with rasterio.Env(GDAL_CACHEMAX=cache_bytes(source, block_h, block_w, threads)):
+        yield
 
 
 @dataclass(frozen=True)

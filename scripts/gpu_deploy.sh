@@ -10,8 +10,7 @@
 #      evaluated on the unseen scenes (scripts/eval_bundle.py --record)
 #   4. the candidate with the higher calibration F1 is chosen (the test scenes play no part in the choice),
 #      profiled on this GPU (`geodrain profile`: batch size into its manifest)
-#   5. scripts/bench_detect.py (chip engine) on a 4096² scene and on a 16384² mosaic of it, and
-#      scripts/bench_dense.py --gpu, both with the chosen bundle
+#   5. scripts/gpu_bench.sh with the chosen bundle (read, chip engine and dense engine benchmarks)
 #
 # Results go to $OUT (results.tgz: logs and JSON; bundle_a.tgz, bundle_b.tgz: the two candidates).
 # Environment: TRAIN_SEEDS, CAL_SEEDS, TEST_SEEDS, SIZE (4096), EPOCHS (36), CROPS (6000), WORKERS (7 per
@@ -121,16 +120,10 @@ fi
 
 # 5. benchmarks with the chosen bundle (the unseen scene 9001 is their scene)
 if [ "${BENCH:-1}" = 1 ]; then
-    mkdir -p "$WORK/bench"
     first=${TEST_SEEDS%% *}
+    mkdir -p "$WORK/bench"
     ln -sfn "$WORK/scenes/s$first" "$WORK/bench/scene_${first}_4096"
-    step bench_detect 90 "$PY" scripts/bench_detect.py --model "$B" --work "$WORK/bench" --size 4096 --seed "$first" \
-        --engine chip --device "$DEVICE" --rss "" --json "$RES/bench_detect.json"
-    step bench_detect_mosaic 150 "$PY" scripts/bench_detect.py --model "$B" --work "$WORK/bench" --mosaic 16384 \
-        --size 4096 --seed "$first" --engine chip --device "$DEVICE" --rss "" --naive-windows 100 \
-        --json "$RES/bench_detect_mosaic.json"
-    step bench_dense 120 "$PY" scripts/bench_dense.py --gpu --model "$B" --work "$WORK/bench" --seeds "$first" \
-        --mosaic 16384 --json "$RES/bench_dense.json"
+    MODEL=$B WORK=$WORK/bench SEED=$first RESULTS=$RES OUT=$OUTDIR PYTHON=$PY scripts/gpu_bench.sh
 fi
 pack
 echo "gpu_deploy: done"; cat "$RES/steps.txt"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The GPU benchmarks of a bundle (default: the deployed one) on one CUDA machine, each time-boxed:
+#   bench_read    GDAL block cache at 128 MB vs sized for 16 threads x 2048² blocks (8192² mosaic)
+#   bench_detect  chip engine: end to end vs model only vs naive, on the 4096² unseen scene 9001 and on a
+#                 16384² mosaic of it (the issue's GPU target: end-to-end chips/s >= 0.8 x model only)
+#   bench_dense   dense engine end to end on the 16384² mosaic, in Mpx/s, and where the time goes
+# Results: $OUT/results (and results.tgz). Environment: MODEL, WORK, SEED (9001), PYTHON, SKIP_MOSAIC_CHIP=1.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+PY=${PYTHON:-python3}
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+OUTDIR=${OUT:-/tmp/geodrain-gpu-out}
+RES=${RESULTS:-$OUTDIR/results}
+WORK=${WORK:-/tmp/geodrain-bench}
+SEED=${SEED:-9001}
+MODEL_ARGS=()
+[ -n "${MODEL:-}" ] && MODEL_ARGS=(--model "$MODEL")
+mkdir -p "$RES" "$WORK"
+step() {  # step NAME SECONDS COMMAND...
+    local name=$1 limit=$2; shift 2
+    local t0; t0=$(date +%s)
+    echo "== $name (limit ${limit}s)"
+    timeout --kill-after=10 "$limit" "$@" > "$RES/$name.log" 2>&1
+    local rc=$?
+    echo "   $name: exit $rc after $(( $(date +%s) - t0 ))s" | tee -a "$RES/steps.txt"
+    tail -n 30 "$RES/$name.log"
+    tar czf "$OUTDIR/results.tgz.tmp" -C "$(dirname "$RES")" "$(basename "$RES")" && mv "$OUTDIR/results.tgz.tmp" "$OUTDIR/results.tgz"
+    return $rc
+}
+step bench_read 120 "$PY" scripts/bench_read.py --work "$WORK" --seed "$SEED" --mosaic 8192 --block 2048 --threads 16 \
+    --json "$RES/bench_read.json"
+step bench_dense 150 "$PY" scripts/bench_dense.py --gpu "${MODEL_ARGS[@]}" --work "$WORK" --seeds "$SEED" \
+    --mosaic 16384 --json "$RES/bench_dense.json"
+step bench_detect 90 "$PY" scripts/bench_detect.py "${MODEL_ARGS[@]}" --work "$WORK" --size 4096 --seed "$SEED" \
+    --engine chip --device cuda --rss "" --json "$RES/bench_detect.json"
+if [ -z "${SKIP_MOSAIC_CHIP:-}" ]; then
+    step bench_detect_mosaic 150 "$PY" scripts/bench_detect.py "${MODEL_ARGS[@]}" --work "$WORK" --mosaic 16384 \
+        --size 4096 --seed "$SEED" --engine chip --device cuda --rss "" --naive-windows 100 \
+        --json "$RES/bench_detect_mosaic.json"
+fi
+echo "gpu_bench: done"; cat "$RES/steps.txt"
