@@ -141,6 +141,7 @@ def main() -> None:
     ap.add_argument("--engine", default="chip", choices=["chip", "dense"])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--read-threads", type=int, default=None, help="reading threads (default: detect's)")
     ap.add_argument("--naive-windows", type=int, default=200)
     ap.add_argument("--rss", default="4096,16384", help="scene sizes for the peak-RSS comparison ('' to skip)")
     ap.add_argument("--rss-engine", default="dense")
@@ -159,7 +160,8 @@ def main() -> None:
         if not raster.exists():
             tile_raster(base, raster, args.mosaic // args.size)
         args.size = args.mosaic
-    opts = DetectOptions(engine=args.engine, device=args.device, batch_size=args.batch_size, overwrite=True)
+    opts = DetectOptions(engine=args.engine, device=args.device, batch_size=args.batch_size,
+                         read_threads=args.read_threads, overwrite=True)
 
     rows, ratios, r = [], {}, None
     if not args.memory_only:
@@ -180,7 +182,8 @@ def main() -> None:
             res["rss_ratio_vs_smallest"] = res["peak_rss_mb"] / small
     print(f"# bench_detect on {machine()}")
     if r is not None:
-        print(f"scene {raster} ({args.size}² px), engine {args.engine}, {r.config['run']}\n")
+        print(f"scene {raster} ({args.size}² px), engine {args.engine}, {r.config['run']}, "
+              f"{r.config['read_threads']} read threads\n")
         print(table(rows, ["variant", "seconds", "windows", "chips_per_s", "ratio_vs_e2e_time"]))
         print("\nend to end: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[0].items() if isinstance(v, float)))
         print("ratios: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
