@@ -71,6 +71,7 @@ class DetectResult:
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    candidates: Candidates | None = None   # the window candidates (>= threshold) before merging
 
     @property
     def chips_per_s(self) -> float:
@@ -121,12 +122,17 @@ def default_block_px(device: torch.device, engine: str) -> int:
     return 1024
 
 
-def default_read_threads(device: torch.device) -> int:
-    """Decoding threads: on a GPU machine reading is the bottleneck, so use the cores (GDAL releases the
-    GIL while decoding); on a CPU the model needs the cores."""
+def default_read_threads(device: torch.device, engine: str = "dense") -> int:
+    """Decoding threads. The dense engine on a GPU consumes pixels faster than one thread decodes them, so it
+    gets the cores (GDAL releases the GIL while decoding). The chip engine needs a few tens of Mpx/s even on
+    a GPU, which two threads deliver; more threads only contend (H200, 4096² scene: end-to-end / model-only
+    chips/s 0.82 with 2 threads, 0.64 with 16; docs/results/h200/read_threads/). On a CPU the model needs
+    the cores."""
     import os
 
-    return max(2, min(16, os.cpu_count() or 2)) if device.type == "cuda" else 2
+    if device.type == "cuda" and engine == "dense":
+        return max(2, min(16, os.cpu_count() or 2))
+    return 2
 
 
 class BlockReader:
@@ -214,7 +220,7 @@ def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options:
     engine = make_engine(engine_kind, bundle, config, grid, block_px)
     threshold = bundle.threshold if options.threshold is None else options.threshold
     radius = bundle.merge_radius_m if options.merge_radius_m is None else options.merge_radius_m
-    threads = options.read_threads or default_read_threads(device)
+    threads = options.read_threads or default_read_threads(device, engine_kind)
     reader = BlockReader(source, grid, aoi, options.min_valid, threads, ahead=2 * threads)
 
     total_windows = sum(p.nrows * p.ncols for p in plans)
@@ -276,7 +282,7 @@ def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options:
     run = {"engine": engine_kind, "run": config.to_dict(), "block_px": block_px, "read_threads": threads}
     result = DetectResult(crossings, None, source, bundle, total_windows, evaluated, area_km2, seconds,
                           {"read_thread_s": reader.read_seconds, "read_wait_s": t_wait, "infer_s": t_infer,
-                           "merge_s": t_merge, "loop_s": time.perf_counter() - t_loop}, run)
+                           "merge_s": t_merge, "loop_s": time.perf_counter() - t_loop}, run, cands)
     if output is not None:
         t4 = time.perf_counter()
         result.output = write_crossings(result, output, threshold, radius, options)

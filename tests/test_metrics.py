@@ -58,11 +58,19 @@ def test_chip_metrics_accuracy_and_ignored():
 
 
 def test_detection_threshold_by_f1_hand_worked():
-    from geodrain.training.calibrate import f1_by_threshold
+    from geodrain.merge import Candidates
+    from geodrain.training.calibrate import f1_exact
 
-    # scene 1: scores 0.9 (hit), 0.6 (false); scene 2: 0.8 (hit), 0.3 (false); 3 true crossings in all
-    s, f1 = f1_by_threshold([np.array([0.9, 0.6]), np.array([0.8, 0.3])],
-                            [np.array([True, False]), np.array([True, False])], 3)
-    assert list(s) == [0.9, 0.8, 0.6, 0.3]
-    # F1 = 2TP / (2TP + FP + FN): at >= 0.9 TP 1, FN 2 -> 2/4; >= 0.8 -> 4/5; >= 0.6 -> 4/6; >= 0.3 -> 4/7
-    assert f1 == pytest.approx([2 / 4, 4 / 5, 4 / 6, 4 / 7])
+    def cands(*rows):
+        xy = np.array([r[:2] for r in rows], float)
+        return Candidates(xy, np.array([r[2] for r in rows], np.float32), np.full((len(rows), 2), 5, np.float32))
+
+    # scene 1: truth at the origin; windows at 1.5 m (0.9), 6 m (0.5, merged with the first) and 100 m (0.6)
+    # scene 2: truths at the origin and 200 m; a window at 1 m (0.8). Tolerance 2 m, merge radius 20 m.
+    c = [cands((1.5, 0, 0.9), (6, 0, 0.5), (100, 0, 0.6)), cands((0, 1, 0.8))]
+    truths = [np.array([[0.0, 0.0]]), np.array([[0.0, 0.0], [200.0, 0.0]])]
+    f1, tp, fp = f1_exact(c, truths, 20.0, 2.0, np.array([0.9, 0.8, 0.6, 0.5], np.float32))
+    # F1 = 2TP / (2TP + FP + FN), 3 true crossings: >= 0.9 TP 1 -> 2/4; >= 0.8 TP 2 -> 4/5; >= 0.6 one FP -> 4/6;
+    # >= 0.5 the 6 m window joins the first crossing and pulls it to 3.1 m, out of tolerance: TP 1, FP 2 -> 2/6
+    assert f1 == pytest.approx([2 / 4, 4 / 5, 4 / 6, 2 / 6])
+    assert list(tp) == [1, 2, 2, 1] and list(fp) == [0, 0, 1, 2]

@@ -148,3 +148,31 @@ def test_mixed_crs_mosaic_is_refused(tmp_path):
     b = write_raster(tmp_path / "b.tif", noise_image(100, 100), crs="EPSG:26915")
     with pytest.raises(RasterError, match="share a CRS"):
         open_source([a, b])
+
+
+def test_block_cache_is_sized_to_concurrent_reads_not_to_the_raster(tmp_path):
+    from rasterio.env import get_gdal_config
+
+    from geodrain.read import MIN_CACHE_BYTES, block_cache, cache_bytes
+
+    src = open_source(write_raster(tmp_path / "a.tif", noise_image(512, 512), block=256), (1, 2, 3, 4), 1.0)
+    # 16 threads x blocks of 2080² px on 256² tiles: (9 + 1)² tiles x 256² px x 4 bands each, 25 % margin
+    assert cache_bytes(src, 2080, 2080, 16) == int(1.25 * 16 * 100 * 256 * 256 * 4)
+    assert cache_bytes(src, 1056, 1056, 2) == MIN_CACHE_BYTES          # a CPU run keeps the floor
+    with block_cache(src, 2080, 2080, 16):
+        assert int(get_gdal_config("GDAL_CACHEMAX")) == cache_bytes(src, 2080, 2080, 16)
+        data, valid = src.read(0, 0, 300, 300)
+    assert data.shape == (4, 300, 300) and valid.all()
+    src.close()
+
+
+def test_read_threads_follow_the_engine():
+    import os
+
+    import torch
+
+    from geodrain.detect import default_read_threads
+
+    assert default_read_threads(torch.device("cpu"), "dense") == 2
+    assert default_read_threads(torch.device("cuda"), "chip") == 2
+    assert default_read_threads(torch.device("cuda"), "dense") == max(2, min(16, os.cpu_count() or 2))

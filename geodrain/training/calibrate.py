@@ -2,8 +2,8 @@
 
 A chip validation set holds a few hundred negatives; a 4096² scene holds ~28,000 windows, almost all of them
 negative, so a threshold chosen on chips lets through many false detections. :func:`calibrate_threshold`
-runs detection with a low floor on labelled scenes, then picks the crossing-score threshold that maximizes
-F1 against the truth (pooled over the scenes) at the given tolerance.
+runs detection with a low floor on labelled scenes, then picks the window-score threshold at which detection
+has the highest F1 against the truth (pooled over the scenes) at the given tolerance.
 """
 
 from __future__ import annotations
@@ -15,47 +15,67 @@ import numpy as np
 
 from ..datasets.scene import open_scene
 from ..evaluate import match_points
+from ..merge import Candidates, merge_candidates
 from ..model.bundle import Bundle
 
+MAX_THRESHOLDS = 2000
 
-def f1_by_threshold(scores: list[np.ndarray], matched: list[np.ndarray], n_true: int) -> tuple[np.ndarray, np.ndarray]:
-    """F1 at every candidate threshold (each distinct score), pooled over scenes."""
-    s = np.concatenate(scores) if scores else np.zeros(0)
-    m = np.concatenate(matched) if matched else np.zeros(0, bool)
-    order = np.argsort(-s, kind="stable")
-    s, m = s[order], m[order]
-    tp = np.cumsum(m)
-    fp = np.cumsum(~m)
-    f1 = 2 * tp / np.maximum(2 * tp + fp + (n_true - tp), 1)
-    return s, f1
+
+def f1_exact(cands: list, truths: list[np.ndarray], radius: float, tolerance: float,
+             thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pooled (F1, true positives, false positives) at each threshold, computed as ``detect`` would produce
+    them: window candidates at or above the threshold, merged, matched to the truth."""
+    f1, tps, fps = np.zeros(len(thresholds)), np.zeros(len(thresholds), int), np.zeros(len(thresholds), int)
+    n_true = sum(len(t) for t in truths)
+    for k, t in enumerate(thresholds):
+        tp = fp = 0
+        for c, truth in zip(cands, truths):
+            keep = c.score >= t
+            merged = merge_candidates(Candidates(c.xy[keep], c.score[keep], c.size[keep]), radius)
+            m = match_points(merged.xy, truth, tolerance)
+            tp, fp = tp + len(m.pred_index), fp + len(merged) - len(m.pred_index)
+        f1[k] = 2 * tp / max(2 * tp + fp + (n_true - tp), 1)
+        tps[k], fps[k] = tp, fp
+    return f1, tps, fps
 
 
 def calibrate_threshold(bundle: Bundle, scenes: Sequence[str | Path], *, tolerance: float = 10.0,
                         floor: float = 0.05, device: str = "auto", record: bool = True) -> dict:
-    """The threshold maximizing pooled detection F1 on ``scenes`` (folders with naip.tif + truth.gpkg)."""
+    """The window-score threshold maximizing pooled detection F1 on ``scenes`` (folders with naip.tif and
+    truth.gpkg), evaluated exactly as ``geodrain detect`` would run at each candidate threshold.
+
+    Detection runs once per scene with a low floor; its window candidates are kept, and for each distinct
+    candidate score the candidates at or above it are merged and matched as ``detect`` would (merging only
+    the windows that pass changes the positions, not only which crossings are kept). The model runs in fp32,
+    the reference precision, on any device: near-saturated scores move with fp16 rounding, and F1 can have
+    near-equal peaks far apart, so half precision can flip which one is chosen.
+    """
     from ..detect import DetectOptions, detect
 
-    scores, matched, n_true = [], [], 0
+    cands, truths, radius = [], [], None
     for folder in scenes:
         scene = open_scene(folder)
         r = detect(scene.raster, None, model=bundle, progress=False,
-                   options=DetectOptions(threshold=floor, device=device))
-        m = match_points(r.crossings.xy, scene.crossings.xy, tolerance)
-        hit = np.zeros(len(r.crossings), bool)
-        hit[m.pred_index] = True
-        scores.append(r.crossings.score.astype(np.float64))
-        matched.append(hit)
-        n_true += len(scene.crossings)
-    s, f1 = f1_by_threshold(scores, matched, n_true)
-    if len(s) == 0:
-        best, threshold = 0.0, bundle.threshold
+                   options=DetectOptions(threshold=floor, device=device, precision="fp32"))
+        cands.append(r.candidates)
+        truths.append(scene.crossings.xy)
+        radius = bundle.merge_radius_m / r.source.grid.units_m
+    scores = np.unique(np.concatenate([c.score for c in cands])) if cands else np.zeros(0)
+    scores = scores[::-1]                                          # descending: each distinct window score
+    if len(scores) > MAX_THRESHOLDS:   # a weak model at the floor: search evenly spaced ranks, still exactly
+        scores = scores[np.unique(np.linspace(0, len(scores) - 1, MAX_THRESHOLDS).round().astype(int))]
+    n_true = sum(len(t) for t in truths)
+    if len(scores) == 0:
+        best, threshold, tp, fp = 0.0, bundle.threshold, 0, 0
     else:
+        f1, tps, fps = f1_exact(cands, truths, radius, tolerance, scores)
         i = int(np.argmax(f1))
-        best = float(f1[i])
-        threshold = float((s[i] + s[i + 1]) / 2) if i + 1 < len(s) else float(s[i])
-    result = {"threshold": round(threshold, 4), "f1": round(best, 4), "tolerance_m": tolerance,
-              "truth_crossings": n_true, "scenes": [Path(p).name for p in scenes],
-              "chip_threshold": bundle.threshold}
+        best, tp, fp = float(f1[i]), int(tps[i]), int(fps[i])
+        threshold = float((scores[i] + scores[i + 1]) / 2) if i + 1 < len(scores) else float(scores[i])
+    result = {"threshold": round(threshold, 4), "f1": round(best, 4), "true_positives": tp, "false_positives": fp,
+              "tolerance_m": tolerance, "precision": "fp32", "truth_crossings": n_true,
+              "scenes": [Path(p).name for p in scenes],
+              "chip_threshold": bundle.manifest.get("calibration", {}).get("chip_threshold", bundle.threshold)}
     if record:
         bundle.update_manifest(threshold=result["threshold"], calibration=result)
     return result
