@@ -17,17 +17,8 @@ SEED=${SEED:-9001}
 MODEL_ARGS=()
 [ -n "${MODEL:-}" ] && MODEL_ARGS=(--model "$MODEL")
 mkdir -p "$RES" "$WORK"
-step() {  # step NAME SECONDS COMMAND...
-    local name=$1 limit=$2; shift 2
-    local t0; t0=$(date +%s)
-    echo "== $name (limit ${limit}s)"
-    timeout --kill-after=10 "$limit" "$@" > "$RES/$name.log" 2>&1
-    local rc=$?
-    echo "   $name: exit $rc after $(( $(date +%s) - t0 ))s" | tee -a "$RES/steps.txt"
-    tail -n 30 "$RES/$name.log"
-    tar czf "$OUTDIR/results.tgz.tmp" -C "$(dirname "$RES")" "$(basename "$RES")" && mv "$OUTDIR/results.tgz.tmp" "$OUTDIR/results.tgz"
-    return $rc
-}
+# shellcheck source=scripts/gpu_lib.sh
+. "$ROOT/scripts/gpu_lib.sh"
 step bench_read 120 "$PY" scripts/bench_read.py --work "$WORK" --seed "$SEED" --mosaic 8192 --block 2048 --threads 16 \
     --json "$RES/bench_read.json"
 step bench_dense 150 "$PY" scripts/bench_dense.py --gpu "${MODEL_ARGS[@]}" --work "$WORK" --seeds "$SEED" \

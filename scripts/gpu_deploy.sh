@@ -39,20 +39,8 @@ ARCH_B=${ARCH_B:-k3-s3-f256}
 mkdir -p "$RES" "$WORK/scenes"
 GD=("$PY" -m geodrain.cli)
 dirs() { local s; for s in "$@"; do printf '%s ' "$WORK/scenes/s$s"; done; }
-pack() {
-    tar czf "$OUTDIR/results.tgz.tmp" -C "$OUTDIR" results && mv "$OUTDIR/results.tgz.tmp" "$OUTDIR/results.tgz"
-}
-step() {  # step NAME SECONDS COMMAND...
-    local name=$1 limit=$2; shift 2
-    local t0; t0=$(date +%s)
-    echo "== $name (limit ${limit}s)"
-    timeout --kill-after=10 "$limit" "$@" > "$RES/$name.log" 2>&1
-    local rc=$?
-    echo "   $name: exit $rc after $(( $(date +%s) - t0 ))s" | tee -a "$RES/steps.txt"
-    tail -n 12 "$RES/$name.log"
-    pack
-    return $rc
-}
+# shellcheck source=scripts/gpu_lib.sh
+. "$ROOT/scripts/gpu_lib.sh"
 
 "$PY" - > "$RES/env.txt" 2>&1 <<'EOF'
 import os, sys, torch

@@ -28,18 +28,8 @@ TEST_SEEDS=${TEST_SEEDS:-"9001 9002 9003"}
 DEVICE=${DEVICE:-cuda}
 mkdir -p "$RES" "$WORK/scenes"
 gd() { "$PY" -c 'import sys; from geodrain.cli import cli; sys.exit(cli())' "$@"; }
-pack() { tar czf "$OUTDIR/results.tgz.tmp" -C "$(dirname "$RES")" "$(basename "$RES")" && mv "$OUTDIR/results.tgz.tmp" "$OUTDIR/results.tgz"; }
-step() {  # step NAME SECONDS COMMAND...
-    local name=$1 limit=$2; shift 2
-    local t0; t0=$(date +%s)
-    echo "== $name (limit ${limit}s)"
-    timeout --kill-after=10 "$limit" "$@" > "$RES/$name.log" 2>&1
-    local rc=$?
-    echo "   $name: exit $rc after $(( $(date +%s) - t0 ))s" | tee -a "$RES/steps.txt"
-    tail -n 25 "$RES/$name.log"
-    pack
-    return 0
-}
+# shellcheck source=scripts/gpu_lib.sh
+. "$ROOT/scripts/gpu_lib.sh"
 
 "$PY" - > "$RES/env.txt" 2>&1 <<'EOF'
 import sys, os, torch
