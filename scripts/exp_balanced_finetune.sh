@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Experiment: the deployed bundle's CPU fine-tuning stage again, with crossing-centred crops balanced by road
+# Experiment, run on the previous deployed bundle (k1-s3-f256: 12 scenes on an H200, then a CPU fine-tuning
+# stage; in the history at d521f4d): that fine-tuning stage again, with crossing-centred crops balanced by road
 # surface (`geodrain train --balance-by road_kind`), then the same calibration and unseen-scene evaluation.
-# Needs the GPU-stage bundle of scripts/make_deployed_bundle.sh (STAGE=gpu) and its scenes under $WORK.
-# Writes runs/balanced (not models/): compare its eval log with docs/results/cpu/eval_unseen_4096.log.
+# Needs that recipe's GPU-stage bundle ($GPU_BUNDLE) and its scenes under $WORK.
+# Writes runs/balanced (not models/): docs/results/cpu/eval_balanced_finetune.log has the result.
 #
 #   scripts/exp_balanced_finetune.sh        # about 35 min on 2 CPU cores
 set -euo pipefail
