@@ -42,24 +42,25 @@ NAIP_BANDS = (1, 2, 3, 4)
 # user wins. (Read by GDAL when its cache is first used.)
 _USER_CACHEMAX = "GDAL_CACHEMAX" in os.environ
 os.environ.setdefault("GDAL_CACHEMAX", "128")
-MIN_CACHE_BYTES = 128 << 20
+MIN_CACHE_BYTES, MAX_CACHE_BYTES = 128 << 20, 2 << 30
 _DTYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
            "float32": "Float32", "float64": "Float64"}
 
 
 def cache_bytes(source: "RasterSource", block_h: int, block_w: int, threads: int) -> int:
-    """A GDAL block cache that holds every tile of the blocks being read at once (at least 128 MB).
+    """A GDAL block cache that holds every tile of the blocks being read at once (128 MB to 2 GB).
 
     A pixel-interleaved tile is decoded once for all its bands only while the other bands' parts stay in the
     cache; when concurrent reads overflow it, each tile is decoded again for every band
-    (``scripts/bench_read.py`` compares the two). The size depends on the threads and the block, never on
-    the raster.
+    (``scripts/bench_read.py`` compares the two). The size depends on the threads and the block (and, for a
+    striped file, its width), never on the raster's size; it is capped at 2 GB.
     """
     f = source.files[0]
     th, tw = f.block_shape
-    tiles = (math.ceil(block_h / th) + 1) * (math.ceil(block_w / tw) + 1)
-    per_block = tiles * th * tw * f.count * np.dtype(f.dtype).itemsize
-    return max(MIN_CACHE_BYTES, int(1.25 * threads * per_block))
+    rows = min(math.ceil(block_h / th) + 1, math.ceil(f.height / th))
+    cols = min(math.ceil(block_w / tw) + 1, math.ceil(f.width / tw))
+    per_block = rows * cols * th * tw * f.count * np.dtype(f.dtype).itemsize
+    return int(min(MAX_CACHE_BYTES, max(MIN_CACHE_BYTES, 1.25 * threads * per_block)))
 
 
 @contextmanager

@@ -153,14 +153,18 @@ def test_mixed_crs_mosaic_is_refused(tmp_path):
 def test_block_cache_is_sized_to_concurrent_reads_not_to_the_raster(tmp_path):
     from rasterio.env import get_gdal_config
 
-    from geodrain.read import MIN_CACHE_BYTES, block_cache, cache_bytes
+    from geodrain.read import MAX_CACHE_BYTES, MIN_CACHE_BYTES, block_cache, cache_bytes
 
-    src = open_source(write_raster(tmp_path / "a.tif", noise_image(512, 512), block=256), (1, 2, 3, 4), 1.0)
-    # 16 threads x blocks of 2080² px on 256² tiles: (9 + 1)² tiles x 256² px x 4 bands each, 25 % margin
-    assert cache_bytes(src, 2080, 2080, 16) == int(1.25 * 16 * 100 * 256 * 256 * 4)
-    assert cache_bytes(src, 1056, 1056, 2) == MIN_CACHE_BYTES          # a CPU run keeps the floor
-    with block_cache(src, 2080, 2080, 16):
-        assert int(get_gdal_config("GDAL_CACHEMAX")) == cache_bytes(src, 2080, 2080, 16)
+    src = open_source(write_raster(tmp_path / "a.tif", noise_image(1024, 1024), block=128), (1, 2, 3, 4), 1.0)
+    # 64 threads x blocks of 520² px on 128² tiles: (5 + 1)² tiles x 128² px x 4 bands each, 25 % margin
+    sized = int(1.25 * 64 * 36 * 128 * 128 * 4)
+    assert cache_bytes(src, 520, 520, 64) == sized
+    assert cache_bytes(src, 520, 520, 2) == MIN_CACHE_BYTES          # a CPU run keeps the floor
+    # a block larger than the raster needs no more tiles than the raster has: 8 x 8
+    assert cache_bytes(src, 4096, 4096, 64) == int(1.25 * 64 * 64 * 128 * 128 * 4)
+    assert cache_bytes(src, 520, 520, 10_000) == MAX_CACHE_BYTES
+    with block_cache(src, 520, 520, 64):
+        assert int(get_gdal_config("GDAL_CACHEMAX")) == sized
         data, valid = src.read(0, 0, 300, 300)
     assert data.shape == (4, 300, 300) and valid.all()
     src.close()
