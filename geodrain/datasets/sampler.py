@@ -54,7 +54,13 @@ class SceneCropDataset(torch.utils.data.Dataset):
     ``balance_by`` names a text attribute of the truth crossings (e.g. ``road_kind``): crops centred on
     crossings then draw each value of it, over all scenes, in proportion to the square root of its count
     instead of its count, so rare values are seen more often without a few examples dominating.
+
+    A scene with hard examples mined by a trained model (``Scene.mined``, from ``geodrain mine``) has its
+    hard-negative crops centred on the mined false positives half of the time, and its missed crossings drawn
+    ``MISSED_WEIGHT`` times as often as its other crossings.
     """
+
+    MISSED_WEIGHT = 4.0
 
     def __init__(self, scenes: list[Scene], spec: CropSpec, length: int, mix=(0.35, 0.15, 0.35, 0.15),
                  bands: tuple[int, ...] = (1, 2, 3, 4), augment: bool = True, seed: int = 0,
@@ -74,6 +80,8 @@ class SceneCropDataset(torch.utils.data.Dataset):
                       for s in scenes]
         # crossings reserved for validation: never placed as crop centres (still labelled if inside)
         self._centres = [c if exclude is None else c[~exclude[i]] for i, c in enumerate(self._cross)]
+        self._mined_fp = [self._mined(s, "false_positive") for s in scenes]
+        self._centre_p = [self._centre_weights(c, self._mined(s, "missed")) for s, c in zip(scenes, self._centres)]
         self._lines = [self._far_line_points(s, c) for s, c in zip(scenes, self._cross)]
         self._balanced = self._balanced_centres(balance_by, exclude) if balance_by else None
 
@@ -92,6 +100,25 @@ class SceneCropDataset(torch.utils.data.Dataset):
         _, inverse, counts = np.unique(np.asarray(values, dtype=str), return_inverse=True, return_counts=True)
         p = 1.0 / np.sqrt(counts[inverse])
         return np.asarray(pairs), p / p.sum()
+
+    @staticmethod
+    def _mined(scene: Scene, kind: str) -> np.ndarray:
+        """Pixel positions of a scene's mined points of one kind (none without ``mined.gpkg``)."""
+        if scene.mined is None or not len(scene.mined):
+            return np.zeros((0, 2))
+        pts = scene.mined.xy[scene.mined.kinds == kind]
+        return scene.to_pixels(pts) if len(pts) else np.zeros((0, 2))
+
+    @classmethod
+    def _centre_weights(cls, centres: np.ndarray, missed: np.ndarray) -> np.ndarray | None:
+        """Draw probabilities of a scene's crossing centres (None: uniform), missed crossings weighted up."""
+        if not len(missed) or not len(centres):
+            return None
+        from scipy.spatial import cKDTree
+
+        d, _ = cKDTree(missed).query(centres)
+        w = np.where(d < 1.0, cls.MISSED_WEIGHT, 1.0)
+        return w / w.sum()
 
     @staticmethod
     def _far_line_points(scene: Scene, cross: np.ndarray) -> np.ndarray:
@@ -118,8 +145,8 @@ class SceneCropDataset(torch.utils.data.Dataset):
             self._handles[key] = rasterio.open(self.scenes[k].raster)
         return self._handles[key]
 
-    def __getitem__(self, i: int):
-        rng = np.random.default_rng((self.seed, self.epoch, i))
+    def crop_origin(self, i: int, rng: np.random.Generator) -> tuple[int, int, int]:
+        """(scene index, column, row) of crop ``i``'s top-left corner, drawn from ``rng``."""
         k = int(rng.integers(len(self.scenes)))
         scene, size = self.scenes[k], self.spec.size
         kind = rng.choice(len(self.mix), p=self.mix)
@@ -130,12 +157,23 @@ class SceneCropDataset(torch.utils.data.Dataset):
             k, j = (int(v) for v in pairs[rng.choice(len(p), p=p)])
             scene = self.scenes[k]
             centre = self._centres[k][j] + rng.uniform(-span, span, 2)
+        elif kind == 0 and self._centre_p[k] is not None:
+            centre = pools[0][rng.choice(len(pools[0]), p=self._centre_p[k])] + rng.uniform(-span, span, 2)
+        elif kind == 1 and len(self._mined_fp[k]) and (not len(pools[1]) or rng.random() < 0.5):
+            mined = self._mined_fp[k]
+            centre = mined[rng.integers(len(mined))] + rng.uniform(-span, span, 2)
         elif kind < len(pools) and len(pools[kind]):
             centre = pools[kind][rng.integers(len(pools[kind]))] + rng.uniform(-span, span, 2)
         else:
             centre = rng.uniform([0, 0], [scene.width, scene.height])
         col = int(np.clip(np.floor(centre[0]) - size // 2, 0, max(scene.width - size, 0)))
         row = int(np.clip(np.floor(centre[1]) - size // 2, 0, max(scene.height - size, 0)))
+        return k, col, row
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        k, col, row = self.crop_origin(i, rng)
+        size = self.spec.size
         img = read_crop(self._src(k), col, row, size, self.bands)
         pts = self._cross[k] - np.array([col, row])
         near = (pts[:, 0] > -64) & (pts[:, 0] < size + 64) & (pts[:, 1] > -64) & (pts[:, 1] < size + 64)

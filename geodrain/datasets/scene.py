@@ -1,7 +1,8 @@
 """A labelled scene: a raster and its truth crossings (and hard negatives), in the raster's pixel frame.
 
 A scene folder as written by ``geodrain synth`` holds ``naip.tif`` and ``truth.gpkg`` (layers
-``crossings`` with the structure box ``box_xmin .. box_ymax``, and ``hard_negatives``).
+``crossings`` with the structure box ``box_xmin .. box_ymax``, and ``hard_negatives``); ``geodrain mine``
+adds ``mined.gpkg``, a trained model's false positives and missed crossings on it.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ class Scene:
     height: int
     count: int
     lines: dict | None = None       # name -> (N, 2) map points sampled along roads and streams
+    mined: PointSet | None = None   # hard examples of a trained model (``geodrain mine``): kinds
+                                    # ``false_positive`` and ``missed``
 
     @property
     def gsd(self) -> float:
@@ -123,8 +126,9 @@ class Scene:
         return np.column_stack([cols, rows]).astype(np.float64)
 
 
-def open_scene(raster: str | Path, truth: str | Path | None = None) -> Scene:
-    """A scene from a folder (``naip.tif`` + ``truth.gpkg``) or an explicit raster and truth file."""
+def open_scene(raster: str | Path, truth: str | Path | None = None, *, mined: bool = True) -> Scene:
+    """A scene from a folder (``naip.tif`` + ``truth.gpkg``) or an explicit raster and truth file; with
+    ``mined``, also the hard examples in ``mined.gpkg`` beside the raster, where there is one."""
     raster = Path(raster)
     if raster.is_dir():
         folder = raster
@@ -144,7 +148,11 @@ def open_scene(raster: str | Path, truth: str | Path | None = None) -> Scene:
     hard = read_points(truth, "hard_negatives", crs=crs, required=False)
     lines = {name: line_points(Path(raster).parent / f"{name}.gpkg", crs)
              for name in ("roads", "streams") if (Path(raster).parent / f"{name}.gpkg").is_file()}
-    return Scene(Path(raster), Path(truth), crossings, hard, crs, transform, width, height, count, lines)
+    mined_file = Path(raster).parent / "mined.gpkg"
+    hard_examples = read_points(mined_file, "mined", crs=crs, required=False) \
+        if mined and mined_file.is_file() else None
+    return Scene(Path(raster), Path(truth), crossings, hard, crs, transform, width, height, count, lines,
+                 hard_examples)
 
 
 def line_points(path: Path, crs, spacing: float = 20.0) -> np.ndarray:

@@ -139,4 +139,8 @@ def _scene_data(paths, context_px, val_fraction, test, samples_per_epoch, crop_w
             "windows_per_crop": crop_windows ** 2, "crops_per_epoch": samples_per_epoch,
             "val_chips": len(val), "test_sources": [str(p) for p in test or []],
             "test_chips": len(tst) if tst is not None else 0}
+    mined = [s.mined for s in scenes if s.mined is not None]
+    if mined:
+        prov["mined"] = {kind: int(sum((m.kinds == kind).sum() for m in mined))
+                         for kind in ("false_positive", "missed")}
     return TrainingData("scenes", 4, train, val, tst, prov)
