@@ -27,9 +27,17 @@ class Candidates:
     xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     score: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     size: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    offset: np.ndarray | None = None   # distance of each point from its window's centre (px)
+
+    def __post_init__(self) -> None:
+        if self.offset is None:
+            self.offset = np.zeros(len(self.score), np.float32)
 
     def __len__(self) -> int:
         return len(self.score)
+
+    def subset(self, keep: np.ndarray) -> "Candidates":
+        return Candidates(self.xy[keep], self.score[keep], self.size[keep], self.offset[keep])
 
     @classmethod
     def concat(cls, parts: list["Candidates"]) -> "Candidates":
@@ -37,7 +45,7 @@ class Candidates:
         if not parts:
             return cls()
         return cls(np.concatenate([p.xy for p in parts]), np.concatenate([p.score for p in parts]),
-                   np.concatenate([p.size for p in parts]))
+                   np.concatenate([p.size for p in parts]), np.concatenate([p.offset for p in parts]))
 
 
 @dataclass
@@ -78,7 +86,7 @@ def decode(scores: WindowScores, block: Block, grid: WindowGrid, transform, thre
     x, y = transform @ (px[ok], py[ok])
     gsd = abs(transform.a)
     return Candidates(np.column_stack([x, y]), prob[hit][ok].astype(np.float32),
-                      (sizes[ok] * gsd).astype(np.float32))
+                      (sizes[ok] * gsd).astype(np.float32), np.hypot(*offsets[ok].T).astype(np.float32))
 
 
 def merge_candidates(cands: Candidates, radius: float) -> Crossings:

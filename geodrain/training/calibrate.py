@@ -15,7 +15,7 @@ import numpy as np
 
 from ..datasets.scene import open_scene
 from ..evaluate import match_points
-from ..merge import Candidates, merge_candidates
+from ..merge import merge_candidates
 from ..model.bundle import Bundle
 
 MAX_THRESHOLDS = 1000
@@ -32,7 +32,7 @@ def f1_exact(cands: list, truths: list[np.ndarray], radius: float, tolerance: fl
         tp = fp = 0
         for c, truth in zip(cands, truths):
             keep = c.score >= t
-            merged = merge_candidates(Candidates(c.xy[keep], c.score[keep], c.size[keep]), radius)
+            merged = merge_candidates(c.subset(keep), radius)
             m = match_points(merged.xy, truth, tolerance)
             tp, fp = tp + len(m.pred_index), fp + len(merged) - len(m.pred_index)
         f1[k] = 2 * tp / max(2 * tp + fp + (n_true - tp), 1)

@@ -23,7 +23,7 @@ from scipy.spatial import cKDTree
 
 from ..datasets.scene import open_scene
 from ..evaluate import match_points
-from ..merge import Candidates, merge_candidates
+from ..merge import merge_candidates
 from ..model.bundle import Bundle
 from ..write import check_output, write_points
 
@@ -70,7 +70,7 @@ def mine_scene(bundle: Bundle, folder: str | Path, *, floor: float = 0.5, clear_
         far = np.ones(len(low), bool)
     c = r.candidates
     keep = c.score >= bundle.threshold
-    deployed = merge_candidates(Candidates(c.xy[keep], c.score[keep], c.size[keep]), bundle.merge_radius_m / units)
+    deployed = merge_candidates(c.subset(keep), bundle.merge_radius_m / units)
     m = match_points(deployed.xy, truth, tolerance_m / units)
     missed = np.setdiff1d(np.arange(len(truth)), m.true_index)
     best = np.zeros(len(missed), np.float32)
