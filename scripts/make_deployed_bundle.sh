@@ -61,12 +61,14 @@ PY
     ;;
 mine)
     # one round of hard-example mining: INIT's mistakes on MINE_SEEDS (scenes already mined keep what an
-    # earlier round found), then INIT fine-tuned on TRAIN_SEEDS into OUT and calibrated on 8001-8004
+    # earlier round found), then INIT fine-tuned on TRAIN_SEEDS into OUT (boxes trained on BOX_BAND windows)
+    # and calibrated on CAL_SEEDS
     OUT=${OUT:-$MINED}
     MINE_SEEDS=${MINE_SEEDS:-$(seq 1073 1100) $(seq 1001 1020)}
     TRAIN_SEEDS=${TRAIN_SEEDS:-$(seq 1001 1039) $(seq 1049 1100)}
+    CAL_SEEDS=${CAL_SEEDS:-8001 8002 8003 8004}
     mkdir -p "$WORK/scenes"
-    for s in $TRAIN_SEEDS $MINE_SEEDS 8001 8002 8003 8004; do
+    for s in $TRAIN_SEEDS $MINE_SEEDS $CAL_SEEDS; do
         [ -f "$WORK/scenes/s$s/scene.json" ] || geodrain synth "$WORK/scenes/s$s" --seed "$s" --size 4096 -q --overwrite
     done
     for s in $MINE_SEEDS; do
@@ -75,10 +77,10 @@ mine)
     done
     # shellcheck disable=SC2046
     geodrain train $(for s in $TRAIN_SEEDS; do printf '%s ' "$WORK/scenes/s$s"; done) \
-        -o "$OUT" --init "$INIT" --lr 0.001 --epochs "${EPOCHS:-6}" --crops 2500 --workers 2 --device cpu \
-        --keep last --max-seconds 2400 --name "$NAME" --overwrite
-    geodrain calibrate "$OUT" "$WORK/scenes/s8001" "$WORK/scenes/s8002" "$WORK/scenes/s8003" \
-        "$WORK/scenes/s8004" --device cpu
+        -o "$OUT" --init "$INIT" --lr "${LR:-0.001}" --epochs "${EPOCHS:-6}" --crops 2500 --workers 2 --device cpu \
+        --keep last --max-seconds 2400 --box-band "${BOX_BAND:-positive}" --name "$NAME" --overwrite
+    # shellcheck disable=SC2046
+    geodrain calibrate "$OUT" $(for s in $CAL_SEEDS; do printf '%s ' "$WORK/scenes/s$s"; done) --device cpu
     python scripts/carry_stages.py "$OUT" "$INIT"
     ;;
 install)

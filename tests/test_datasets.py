@@ -16,7 +16,7 @@ from geodrain.errors import DatasetError
 from geodrain.model import build_model, resolve_arch
 from geodrain.synth import generate_scene
 from geodrain.training.data import load_training_data
-from geodrain.training.trainer import window_loss
+from geodrain.training.trainer import TrainConfig, window_loss
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +122,25 @@ def test_time_budget_stops_training_and_keeps_the_last_epoch(scene):
     assert len(result.history) == 1 and "stopping after epoch 1" in messages[-1]
     assert config.to_dict()["keep"] == "last" and "balance_by" not in config.to_dict()
     assert "keep" not in TrainConfig().to_dict()   # defaults stay out of the manifest and search signatures
+
+
+def test_box_band_near_trains_boxes_of_the_ignored_band():
+    from geodrain.datasets.targets import IGNORE, grid_targets
+
+    # one crossing and three windows 24 px apart: 0 px (positive), 24 px (ignored band) and 48 px (negative) away
+    t = torch.from_numpy(grid_targets(np.array([[50.0, 50.0]]), np.array([[10.0, 10.0]]), 50.0, 24.0, 1, 3))[None]
+    assert t[0, 0, :, 0].tolist() == [1.0, IGNORE, 0.0]
+    assert t[0, 0, 1, 1] == pytest.approx(-24 / 50)             # its target still points at the crossing
+    out = torch.zeros(1, 1, 3, 5)
+    out[..., 0] = torch.tensor([5.0, 0.0, -5.0])
+    out[..., 1:] = t[..., 1:]                                   # every box exact ...
+    base = {b: float(window_loss(out, t, box_band=b)) for b in ("positive", "near")}
+    assert base["positive"] == pytest.approx(base["near"])
+    out[0, 0, 1, 1] += 0.5                                      # ... but the ignored window's offset
+    assert float(window_loss(out, t, box_band="positive")) == pytest.approx(base["positive"])
+    assert float(window_loss(out, t, box_band="near")) > base["near"] + 0.04   # 0.45 over 8 box terms
+    before = float(window_loss(out, t, box_band="near"))
+    out[0, 0, 2, 1] += 0.5                                      # a negative window's box is never trained
+    assert float(window_loss(out, t, box_band="near")) == pytest.approx(before)
+    assert "box_band" not in TrainConfig().to_dict()
+    assert TrainConfig(box_band="near").to_dict()["box_band"] == "near"

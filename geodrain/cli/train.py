@@ -39,6 +39,10 @@ from .options import device_opt, overwrite_opt, quiet_opt, seed_opt
 @click.option("--keep", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="Weights to save: the epoch of highest validation chip AP, or the last epoch (the end of the "
                    "cosine schedule).")
+@click.option("--box-band", type=click.Choice(["positive", "near"]), default="positive", show_default=True,
+              help="Windows whose crossing offset and size are trained: positive ones (crossing within 16 px of "
+                   "the centre per axis), or near ones (within 32 px: also the band where the score is not "
+                   "trained, whose windows detection still merges).")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Time budget: stop after the last epoch expected to end within it.")
 @device_opt
@@ -46,8 +50,8 @@ from .options import device_opt, overwrite_opt, quiet_opt, seed_opt
 @overwrite_opt
 @quiet_opt
 def train(data, output, arch, epochs, batch_size, lr, momentum, weight_decay, val_fraction, context_px,
-          samples_per_epoch, crop_windows, test_paths, workers, init, name, balance_by, keep, max_seconds, device,
-          seed, overwrite, quiet):
+          samples_per_epoch, crop_windows, test_paths, workers, init, name, balance_by, keep, box_band, max_seconds,
+          device, seed, overwrite, quiet):
     """Train on DATA (scene folders from `geodrain synth`, or VOC chip folders) and write a bundle."""
     from ..model.arch import resolve_arch
     from ..training import TrainConfig, train as run_training
@@ -61,7 +65,8 @@ def train(data, output, arch, epochs, batch_size, lr, momentum, weight_decay, va
     config = TrainConfig(arch=resolve_arch(arch), init=init, context_px=context_px, epochs=epochs, batch_size=batch_size,
                          lr=lr, momentum=momentum, weight_decay=weight_decay, val_fraction=val_fraction,
                          samples_per_epoch=samples_per_epoch, crop_windows=crop_windows, workers=workers,
-                         device=device, seed=seed, balance_by=balance_by, keep=keep, max_seconds=max_seconds)
+                         device=device, seed=seed, balance_by=balance_by, keep=keep, max_seconds=max_seconds,
+                         box_band=box_band)
     log = None if quiet else (lambda m: click.echo(m, err=True))
     result = run_training(list(data), config, output, test_paths=list(test_paths), name=name,
                           overwrite=overwrite, progress=not quiet, log=log)

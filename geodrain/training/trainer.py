@@ -45,6 +45,7 @@ class TrainConfig:
     samples_per_epoch: int = 2000
     crop_windows: int = 9
     box_weight: float = 1.0
+    box_band: str = "positive"       # windows whose box is trained: positive, or near (positive + ignored band)
     workers: int = 0
     device: str = "auto"
     seed: int = 0
@@ -57,7 +58,7 @@ class TrainConfig:
         d = asdict(self)
         d["arch"] = self.arch.key
         # absent unless used: older manifests and search signatures match
-        for k, default in (("balance_by", None), ("keep", "best"), ("max_seconds", None)):
+        for k, default in (("balance_by", None), ("keep", "best"), ("max_seconds", None), ("box_band", "positive")):
             if d[k] == default:
                 del d[k]
         return d
@@ -74,15 +75,24 @@ class TrainResult:
     bundle: Bundle | None = None
 
 
-def window_loss(out: torch.Tensor, target: torch.Tensor, box_weight: float = 1.0) -> torch.Tensor:
-    """Balanced BCE over positive and negative windows + smooth-L1 on positive boxes; -1 is ignored."""
+def window_loss(out: torch.Tensor, target: torch.Tensor, box_weight: float = 1.0,
+                box_band: str = "positive") -> torch.Tensor:
+    """Balanced BCE over positive and negative windows (-1, the band between them, is ignored) + smooth-L1 on
+    the boxes of positive windows, or with ``box_band="near"`` of positive and ignored ones.
+
+    Detection slides windows 24 px apart, so most crossings are also seen by windows 16-32 px from their centre
+    (the ignored band). Their scores are untrained and often high; with boxes trained only on positive windows
+    (offsets up to 16 px per axis) they place the crossing short of where it is, and the merged point drifts.
+    """
     label = target[..., 0]
     pos, neg = label > 0.5, (label >= 0) & (label < 0.5)
+    boxed = pos if box_band == "positive" else label != 0
     bce = F.binary_cross_entropy_with_logits(out[..., 0].float(), pos.float(), reduction="none")
     loss = out.new_zeros((), dtype=torch.float32)
     if pos.any():
         loss = loss + bce[pos].mean()
-        loss = loss + box_weight * F.smooth_l1_loss(out[..., 1:][pos].float(), target[..., 1:][pos],
+    if boxed.any():
+        loss = loss + box_weight * F.smooth_l1_loss(out[..., 1:][boxed].float(), target[..., 1:][boxed],
                                                     beta=0.1)
     if neg.any():
         loss = loss + bce[neg].mean()
@@ -177,7 +187,7 @@ def train_model(data: TrainingData, config: TrainConfig, *, progress: bool = Tru
             t = t.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 out = model.forward_dense(x, FEATURE_STRIDE)
-            loss = window_loss(out.float(), t, config.box_weight)
+            loss = window_loss(out.float(), t, config.box_weight, config.box_band)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
