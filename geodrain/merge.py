@@ -27,17 +27,22 @@ class Candidates:
     xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     score: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     size: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
-    offset: np.ndarray | None = None   # distance of each point from its window's centre (px)
+    centre: np.ndarray | None = None   # each window's centre (map units); None: the points themselves
 
     def __post_init__(self) -> None:
-        if self.offset is None:
-            self.offset = np.zeros(len(self.score), np.float32)
+        if self.centre is None:
+            self.centre = np.array(self.xy, np.float64, copy=True).reshape(-1, 2)
+
+    @property
+    def offset(self) -> np.ndarray:
+        """Distance of each point from its window's centre (map units)."""
+        return np.hypot(*(self.xy - self.centre).T)
 
     def __len__(self) -> int:
         return len(self.score)
 
     def subset(self, keep: np.ndarray) -> "Candidates":
-        return Candidates(self.xy[keep], self.score[keep], self.size[keep], self.offset[keep])
+        return Candidates(self.xy[keep], self.score[keep], self.size[keep], self.centre[keep])
 
     @classmethod
     def concat(cls, parts: list["Candidates"]) -> "Candidates":
@@ -45,7 +50,7 @@ class Candidates:
         if not parts:
             return cls()
         return cls(np.concatenate([p.xy for p in parts]), np.concatenate([p.score for p in parts]),
-                   np.concatenate([p.size for p in parts]), np.concatenate([p.offset for p in parts]))
+                   np.concatenate([p.size for p in parts]), np.concatenate([p.centre for p in parts]))
 
 
 @dataclass
@@ -84,9 +89,10 @@ def decode(scores: WindowScores, block: Block, grid: WindowGrid, transform, thre
     ok = np.zeros(len(px), bool)
     ok[inside] = block.valid[lr[inside], lc[inside]]
     x, y = transform @ (px[ok], py[ok])
+    wx, wy = transform @ (cx[ok], cy[ok])
     gsd = abs(transform.a)
     return Candidates(np.column_stack([x, y]), prob[hit][ok].astype(np.float32),
-                      (sizes[ok] * gsd).astype(np.float32), np.hypot(*offsets[ok].T).astype(np.float32))
+                      (sizes[ok] * gsd).astype(np.float32), np.column_stack([wx, wy]))
 
 
 def merge_candidates(cands: Candidates, radius: float) -> Crossings:

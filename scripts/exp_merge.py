@@ -47,15 +47,15 @@ def scene_dir(seed: int, scenes: Path | None, work: Path, size: int) -> Path:
     return d
 
 
-def windows(bundle, folder: Path, cache: Path) -> Candidates:
-    """Every window candidate >= LOW of one scene, fp32 (as `geodrain calibrate` runs), cached."""
+def windows(bundle, folder: Path, cache: Path, stride: int = 24) -> Candidates:
+    """Every window candidate >= LOW of one scene at ``stride``, fp32 (as `geodrain calibrate` runs), cached."""
     if cache.exists():
         z = np.load(cache)
-        return Candidates(z["xy"], z["score"], z["size"], z["offset"])
+        return Candidates(z["xy"], z["score"], z["size"], z["centre"])
     r = detect(folder / "naip.tif", None, model=bundle, progress=False,
-               options=DetectOptions(threshold=LOW, device="cpu", precision="fp32"))
+               options=DetectOptions(threshold=LOW, device="cpu", precision="fp32", stride=stride))
     c = r.candidates
-    np.savez(cache, xy=c.xy, score=c.score, size=c.size, offset=c.offset)
+    np.savez(cache, xy=c.xy, score=c.score, size=c.size, centre=c.centre)
     return c
 
 
@@ -67,7 +67,7 @@ def logit(p):
 def weights(c: Candidates, m: np.ndarray, rule: str) -> np.ndarray:
     """Position weights of a cluster's windows ``m`` under ``rule``."""
     p = c.score[m].astype(np.float64)
-    if rule == "probability":
+    if rule in ("probability", "window centre"):
         return p
     if rule == "logit":
         return np.maximum(logit(p), 1e-9)
@@ -95,7 +95,8 @@ def merged(c: Candidates, radius: float, rule: str) -> tuple[np.ndarray, np.ndar
         m = np.array([j for j in tree.query_ball_point(c.xy[i], radius) if not claimed[j]])
         claimed[m] = True
         w = weights(c, m, rule)
-        xy.append((c.xy[m] * w[:, None]).sum(0) / w.sum())
+        pts = c.centre if rule == "window centre" else c.xy
+        xy.append((pts[m] * w[:, None]).sum(0) / w.sum())
         sc.append(c.score[i])
     return np.array(xy), np.array(sc)
 
@@ -147,6 +148,7 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=10.0)
     ap.add_argument("--floors", default="0.5,0.9")
     ap.add_argument("--sigmas", default="15,25,40")
+    ap.add_argument("--stride", type=int, default=24, help="window stride (px), a multiple of 8")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     bundle = load_bundle(args.bundle)
@@ -154,11 +156,13 @@ def main() -> None:
     data = {}
     for seed in cal + test:
         d = scene_dir(seed, args.scenes, args.work, args.size)
-        data[seed] = (windows(bundle, d, args.work / f"windows_{bundle.model_id.replace('@', '_')}_{seed}.npz"),
+        tag = "" if args.stride == 24 else f"_stride{args.stride}"
+        data[seed] = (windows(bundle, d, args.work / f"windows_{bundle.model_id.replace('@', '_')}_{seed}{tag}.npz",
+                              args.stride),
                       open_scene(d).crossings.xy)
     radius, tol = bundle.merge_radius_m, args.tolerance
     print(f"# exp_merge {bundle.model_id} on {machine()}: calibration seeds {args.cal}, test seeds {args.test}, "
-          f"{args.size}² px, tolerance {tol:g} m, merge radius {radius:g} m")
+          f"{args.size}² px, stride {args.stride} px, tolerance {tol:g} m, merge radius {radius:g} m")
     print("| support floor | position | calibration F1 | threshold | test TP | test FP | test FN | test P | test R "
           "| test F1 |")
     print("|---|---|---|---|---|---|---|---|---|---|")

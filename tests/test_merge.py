@@ -27,6 +27,7 @@ def test_decode_places_points_through_the_transform_and_drops_invalid_ones():
     # window (0, 0): centre (50, 50) + (10, -5) px; (1, 1): centre (74, 74); (2, 2) scores under the threshold;
     # (0, 8): centre at column 242, on nodata
     assert c.xy.tolist() == [[500060.0, 4499955.0], [500074.0, 4499926.0]]
+    assert c.centre.tolist() == [[500050.0, 4499950.0], [500074.0, 4499926.0]]
     assert c.offset.tolist() == pytest.approx([np.hypot(10, 5), 0.0])
     assert c.score.tolist() == pytest.approx([1 / (1 + np.exp(-3.0))] * 2)
     assert c.size.ravel().tolist() == pytest.approx([16.0] * 4)
@@ -34,10 +35,10 @@ def test_decode_places_points_through_the_transform_and_drops_invalid_ones():
 
 def test_subset_and_concat_keep_fields_aligned():
     a = Candidates(np.array([[0.0, 0.0], [5.0, 0.0]]), np.array([0.9, 0.6], np.float32),
-                   np.ones((2, 2), np.float32), np.array([1.0, 2.0], np.float32))
+                   np.ones((2, 2), np.float32), np.array([[1.0, 0.0], [5.0, 2.0]]))
     b = Candidates(np.array([[100.0, 0.0]]), np.array([0.7], np.float32), np.ones((1, 2), np.float32))
     both = Candidates.concat([a, Candidates(), b])
-    assert both.offset.tolist() == [1.0, 2.0, 0.0]                  # missing offsets read as 0
+    assert both.offset.tolist() == [1.0, 2.0, 0.0]                  # no centres: the points themselves
     s = both.subset(both.score >= 0.65)
     assert s.xy.tolist() == [[0.0, 0.0], [100.0, 0.0]] and s.offset.tolist() == [1.0, 0.0]
 
