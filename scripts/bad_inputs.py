@@ -76,6 +76,9 @@ def cases(d: Path, model: str) -> list[tuple[str, list[str], Path]]:
         ("corrupt model weights", ["detect", str(good), "-o", str(out), "-m", str(bad_bundle)], out),
         ("bundle/architecture mismatch", ["detect", str(good), "-o", str(out), "-m", str(mismatched)], out),
         ("--bands too few for the model", ["detect", str(good), "-o", str(out), "--bands", "1,2,3"], out),
+        ("stride not a multiple of 8 with --engine dense",
+         ["detect", str(good), "-o", str(out), "--stride", "12", "--engine", "dense"], out),
+        ("stride 0", ["detect", str(good), "-o", str(out), "--stride", "0"], out),
     ]
 
 

@@ -142,6 +142,16 @@ def test_bad_aoi_file(tmp_path, random_bundle, good):
     assert_one_line_error(code, err, "cannot read AOI")
 
 
-def test_usage_errors_are_clicks(tmp_path, random_bundle, good):
-    result = CliRunner().invoke(cli, ["detect", str(good), "-o", str(tmp_path / "o.gpkg"), "--bands", "a,b"])
-    assert result.exit_code == 2 and "Traceback" not in result.output
+@pytest.mark.parametrize("args, words", [(["--bands", "a,b"], "--bands"), (["--stride", "0"], "--stride"),
+                                         (["--engine", "fast"], "--engine")])
+def test_usage_errors_are_one_line(tmp_path, good, args, words):
+    out = tmp_path / "o.gpkg"
+    code, err = run(["detect", good, "-o", out, *args])
+    assert code == 2
+    assert_one_line_error(code, err, words)
+    assert not out.exists()
+
+
+def test_unknown_command_is_one_line():
+    code, err = run(["detcet"])
+    assert code == 2 and "No such command 'detcet'" in err and err.count("\n") == 0

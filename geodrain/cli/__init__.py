@@ -1,6 +1,7 @@
 """The ``geodrain`` command: a click group of thin commands over the library (one module each).
 
-User errors (:class:`geodrain.errors.GeodrainError`) become one line on stderr and a non-zero exit.
+User errors (:class:`geodrain.errors.GeodrainError`) become one line on stderr and a non-zero exit; so do
+usage errors (a bad option value, an unknown command), with click's exit status 2.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ class GeodrainGroup(click.Group):
         except GeodrainError as e:
             msg = " ".join(str(e).split()) or type(e).__name__
             click.echo(f"geodrain: error: {msg}", err=True)
+            ctx.exit(e.exit_code)
+        except click.UsageError as e:
+            msg = " ".join(e.format_message().split())
+            where = e.ctx.command_path if e.ctx is not None else ctx.command_path
+            click.echo(f"geodrain: error: {msg} (see {where} --help)", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("geodrain: interrupted", err=True)

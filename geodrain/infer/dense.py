@@ -41,7 +41,7 @@ class DenseModule(torch.nn.Module):
 def check_dense(grid: WindowGrid, bundle: Bundle) -> None:
     if grid.stride % FEATURE_STRIDE:
         raise DeviceError(f"the dense engine needs a stride that is a multiple of {FEATURE_STRIDE} px "
-                          f"(got {grid.stride}); use --stride 24 or --engine chip")
+                          f"(got {grid.stride}); use --stride 8, 16, 24 … or --engine chip")
 
 
 class DenseEngine:
