@@ -42,8 +42,9 @@ def tile_raster(src_path: str | Path, out: str | Path, factor: int, block: int =
 def run_child(code: str, *args: str) -> dict:
     """Run ``python -c code args...`` and return its last JSON line plus its peak RSS (MB)."""
     t0 = time.perf_counter()
+    path = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")]))
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path})
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -51,10 +52,17 @@ def run_child(code: str, *args: str) -> dict:
     return out
 
 
-PEAK_RSS_SNIPPET = "import resource; peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024"
-
-
 def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB). On Linux the high-water mark of its own address space
+    (VmHWM): ``getrusage``'s ru_maxrss survives exec, so a child started by a process that had already grown
+    to 1.5 GB reports at least 1.5 GB whatever it uses itself."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
