@@ -13,7 +13,7 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -41,7 +41,7 @@ from .write import check_output, write_points
 class DetectOptions:
     """Everything ``geodrain detect`` can set; ``None`` means: the bundle's (or the device's) default."""
 
-    stride: int = 24
+    stride: int | None = None
     threshold: float | None = None
     merge_radius_m: float | None = None
     min_valid: float = 0.5
@@ -57,6 +57,12 @@ class DetectOptions:
     aoi: str | Path | None = None
     scale: float | str = "auto"
     overwrite: bool = False
+
+    def resolved(self, bundle: Bundle) -> "DetectOptions":
+        """A copy with the stride, threshold and merge radius the bundle was calibrated with filled in."""
+        return replace(self, stride=bundle.stride_px if self.stride is None else self.stride,
+                       threshold=bundle.threshold if self.threshold is None else self.threshold,
+                       merge_radius_m=bundle.merge_radius_m if self.merge_radius_m is None else self.merge_radius_m)
 
 
 @dataclass
@@ -192,6 +198,7 @@ def detect(inputs: str | Path | Sequence[str | Path], output: str | Path | None 
     if output is not None:
         output = check_output(output, options.overwrite)
     bundle = model if isinstance(model, Bundle) else load_bundle(model)
+    options = options.resolved(bundle)
     if len(options.bands) != bundle.arch.bands:
         raise RasterError(f"--bands gives {len(options.bands)} band(s) but the model expects "
                           f"{bundle.arch.bands} ({', '.join(bundle.bands)})")
@@ -218,8 +225,7 @@ def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options:
     block_px = options.block_px or default_block_px(device, engine_kind)
     plans = plan_blocks(grid, block_px, source.block_shape, aoi.pixel_bounds if aoi else None)
     engine = make_engine(engine_kind, bundle, config, grid, block_px)
-    threshold = bundle.threshold if options.threshold is None else options.threshold
-    radius = bundle.merge_radius_m if options.merge_radius_m is None else options.merge_radius_m
+    threshold, radius = options.threshold, options.merge_radius_m
     threads = options.read_threads or default_read_threads(device, engine_kind)
     reader = BlockReader(source, grid, aoi, options.min_valid, threads, ahead=2 * threads)
 

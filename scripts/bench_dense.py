@@ -53,7 +53,8 @@ def cpu_compare(args, bundle) -> list[dict]:
         for engine in ("dense", "chip"):
             out = args.work / f"{engine}_{seed}.gpkg"
             r = detect(d / "naip.tif", out, model=bundle,
-                       options=DetectOptions(engine=engine, device="cpu", overwrite=True), progress=False)
+                       options=DetectOptions(engine=engine, device="cpu", stride=args.stride, overwrite=True),
+                       progress=False)
             ev, _ = evaluate_files(out, d / "truth.gpkg", 10.0)
             row[f"{engine}_s"] = r.seconds
             row[f"{engine}_f1"] = ev.f1
@@ -82,7 +83,8 @@ def cuda_ms(fn, iters: int = 10) -> float:
 def gpu_breakdown(args, bundle, raster: Path) -> dict:
     """Each stage alone on the same blocks, with its ceiling measured on this machine."""
     device = torch.device("cuda")
-    opts = DetectOptions(engine="dense", device="cuda", block_px=args.block, read_threads=args.threads)
+    opts = DetectOptions(engine="dense", device="cuda", block_px=args.block, stride=args.stride,
+                         read_threads=args.threads).resolved(bundle)
     config = run_config(bundle, opts, device)
     source = open_source(raster, opts.bands, bundle.gsd)
     grid = WindowGrid(source.grid.width, source.grid.height, bundle.window_px, opts.stride, bundle.context_px)
@@ -143,6 +145,7 @@ def main() -> None:
     ap.add_argument("--gpu", action="store_true")
     ap.add_argument("--mosaic", type=int, default=16384)
     ap.add_argument("--block", type=int, default=None)
+    ap.add_argument("--stride", type=int, default=None, help="window step (px; default: the bundle's)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -167,7 +170,7 @@ def main() -> None:
         runs = []
         for i in range(2):   # the first run includes cuDNN autotuning and CUDA graph capture
             r = detect(mosaic, args.work / "dense_mosaic.gpkg", model=bundle, progress=False,
-                       options=DetectOptions(engine="dense", device="cuda", block_px=args.block,
+                       options=DetectOptions(engine="dense", device="cuda", block_px=args.block, stride=args.stride,
                                              read_threads=args.threads, overwrite=True))
             runs.append({"run": i + 1, "seconds": r.seconds, "mpx_s": r.source.grid.width * r.source.grid.height
                          / r.seconds / 1e6, "crossings": len(r.crossings), **r.timings, **r.config})

@@ -39,11 +39,13 @@ from geodrain.synth import generate_scene  # noqa: E402
 from geodrain.window import WindowGrid, plan_blocks  # noqa: E402
 
 RSS_CHILD = """
-import json, resource, sys
+import json, sys
+from benchlib import peak_rss_mb
 from geodrain.detect import detect, DetectOptions
 r = detect(sys.argv[1], sys.argv[2], model=sys.argv[3] or None,
-           options=DetectOptions(engine=sys.argv[4], device=sys.argv[5], overwrite=True), progress=False)
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           options=DetectOptions(engine=sys.argv[4], device=sys.argv[5], stride=int(sys.argv[6]), overwrite=True),
+           progress=False)
+print(json.dumps({"peak_rss_mb": peak_rss_mb(),
                   "seconds": r.seconds, "windows": r.evaluated, "crossings": len(r.crossings)}))
 """
 
@@ -140,6 +142,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="bundle (default: the deployed one)")
     ap.add_argument("--engine", default="chip", choices=["chip", "dense"])
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--stride", type=int, default=None, help="window step (px; default: the bundle's)")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--read-threads", type=int, default=None, help="reading threads (default: detect's)")
     ap.add_argument("--naive-windows", type=int, default=200)
@@ -160,8 +163,8 @@ def main() -> None:
         if not raster.exists():
             tile_raster(base, raster, args.mosaic // args.size)
         args.size = args.mosaic
-    opts = DetectOptions(engine=args.engine, device=args.device, batch_size=args.batch_size,
-                         read_threads=args.read_threads, overwrite=True)
+    opts = DetectOptions(engine=args.engine, device=args.device, batch_size=args.batch_size, stride=args.stride,
+                         read_threads=args.read_threads, overwrite=True).resolved(bundle)
 
     rows, ratios, r = [], {}, None
     if not args.memory_only:
@@ -175,14 +178,14 @@ def main() -> None:
             if size > 4096 and not path.exists():
                 tile_raster(base, path, size // 4096)
             res = run_child(RSS_CHILD, str(path), str(args.work / f"rss_{size}.gpkg"),
-                            args.rss_model or args.model or "", args.rss_engine, args.device)
+                            args.rss_model or args.model or "", args.rss_engine, args.device, str(opts.stride))
             res["size"] = size
             rss.append(res)
             small = small or res["peak_rss_mb"]
             res["rss_ratio_vs_smallest"] = res["peak_rss_mb"] / small
     print(f"# bench_detect on {machine()}")
     if r is not None:
-        print(f"scene {raster} ({args.size}² px), engine {args.engine}, {r.config['run']}, "
+        print(f"scene {raster} ({args.size}² px), stride {opts.stride} px, engine {args.engine}, {r.config['run']}, "
               f"{r.config['read_threads']} read threads\n")
         print(table(rows, ["variant", "seconds", "windows", "chips_per_s", "ratio_vs_e2e_time"]))
         print("\nend to end: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[0].items() if isinstance(v, float)))

@@ -21,11 +21,16 @@
 #      `geodrain synth` commands that regenerate them; the GPU stage's training record, the H200 profile and
 #      the search leaderboard row carried over from the GPU bundle, since the architecture is the same), made
 #      the default, its CPU schedule and profile recorded, and its unseen-scene evaluation recorded.
+#   5. here, STAGE=settings: window stride, merge radius and placement compared on 16 calibration scenes
+#      (8001-8016; scripts/exp_stride_radius.py, each combination with its own threshold; the highest
+#      calibration F1 chosen: stride 8, radius 30 m), the installed bundle calibrated at those settings (which
+#      records them in its manifest) and its unseen-scene evaluation recorded again.
 #
 #   STAGE=gpu                                           scripts/make_deployed_bundle.sh   # on a CUDA machine
 #   STAGE=finetune GPU_BUNDLE=/path/to/bundle_b         scripts/make_deployed_bundle.sh   # then here
 #   STAGE=mine INIT=/path/to/bundle_of_stage_2          scripts/make_deployed_bundle.sh   # -> runs/deploy/hardmined
 #   STAGE=install SOURCE=runs/deploy/hardmined          scripts/make_deployed_bundle.sh
+#   STAGE=settings                                      scripts/make_deployed_bundle.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -90,8 +95,18 @@ install)
     geodrain profile "models/$NAME" --device cpu --batch-sizes 1,4,16,32 -o docs/results/cpu/profile --overwrite -q
     python scripts/eval_bundle.py "models/$NAME" --seeds 9001,9002,9003 --record --work "$WORK/eval"
     ;;
+settings)
+    for s in $(seq 8001 8016) 9001 9002 9003; do
+        [ -f "$WORK/scenes/s$s/scene.json" ] || geodrain synth "$WORK/scenes/s$s" --seed "$s" --size 4096 -q --overwrite
+    done
+    python scripts/exp_stride_radius.py "models/$NAME" --scenes "$WORK/scenes" --work runs/exp_merge
+    # shellcheck disable=SC2046
+    geodrain calibrate "models/$NAME" $(for s in $(seq 8001 8016); do printf '%s ' "$WORK/scenes/s$s"; done) \
+        --stride "${STRIDE:-8}" --merge-radius "${MERGE_RADIUS:-30}" --device cpu
+    python scripts/eval_bundle.py "models/$NAME" --seeds 9001,9002,9003 --record --work "$WORK/eval"
+    ;;
 *)
-    echo "STAGE must be gpu, finetune, mine or install" >&2
+    echo "STAGE must be gpu, finetune, mine, install or settings" >&2
     exit 2
     ;;
 esac

@@ -13,15 +13,19 @@ from .options import device_opt
 @click.argument("bundle", type=click.Path())
 @click.argument("scenes", nargs=-1, required=True, type=click.Path())
 @click.option("--tolerance", type=float, default=10.0, show_default=True, help="Matching tolerance (m).")
+@click.option("--stride", type=click.IntRange(min=1), default=None,
+              help="Window step (px) to calibrate at and record (default: the bundle's).")
+@click.option("--merge-radius", "merge_radius_m", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Merge radius (m) to calibrate at and record (default: the bundle's).")
 @click.option("--record/--no-record", default=True, show_default=True,
-              help="Store the threshold in the bundle's manifest.")
+              help="Store the threshold (with the stride and merge radius) in the bundle's manifest.")
 @device_opt
-def calibrate(bundle, scenes, tolerance, record, device):
+def calibrate(bundle, scenes, tolerance, stride, merge_radius_m, record, device):
     """Pick the threshold that maximizes detection F1 of BUNDLE on SCENES (folders with naip.tif and
     truth.gpkg, e.g. from `geodrain synth` with seeds not used for training)."""
     from ..model.bundle import load_bundle
     from ..training.calibrate import calibrate_threshold
 
     result = calibrate_threshold(load_bundle(bundle), list(scenes), tolerance=tolerance, device=device,
-                                 record=record)
+                                 record=record, stride=stride, merge_radius_m=merge_radius_m)
     click.echo(json.dumps(result, indent=2))

@@ -14,8 +14,9 @@ from .options import device_opt, model_opt, overwrite_opt, parse_int_list, quiet
 @model_opt
 @click.option("--bands", default="1,2,3,4", show_default=True,
               help="File bands read as R, G, B, NIR, in that order.")
-@click.option("--stride", type=int, default=24, show_default=True,
-              help="Window step in model pixels (the dense engine needs a multiple of 8).")
+@click.option("--stride", type=click.IntRange(min=1), default=None,
+              help="Window step in model pixels (default: the bundle's, the one its threshold was calibrated "
+                   "at; the dense engine needs a multiple of 8).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="Crossing probability threshold (default: the bundle's, tuned on validation).")
 @click.option("--merge-radius", "merge_radius_m", type=float, default=None,

@@ -117,6 +117,11 @@ class Bundle:
         return float(self.manifest.get("merge_radius_m", 20.0))
 
     @property
+    def stride_px(self) -> int:
+        """Window step (model pixels) the threshold was calibrated at, and detection's default."""
+        return int(self.manifest.get("stride_px", 24))
+
+    @property
     def onnx_path(self) -> Path:
         return self.path / ONNX
 

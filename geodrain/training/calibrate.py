@@ -41,9 +41,12 @@ def f1_exact(cands: list, truths: list[np.ndarray], radius: float, tolerance: fl
 
 
 def calibrate_threshold(bundle: Bundle, scenes: Sequence[str | Path], *, tolerance: float = 10.0,
-                        floor: float = 0.05, device: str = "auto", record: bool = True) -> dict:
+                        floor: float = 0.05, device: str = "auto", record: bool = True,
+                        stride: int | None = None, merge_radius_m: float | None = None) -> dict:
     """The window-score threshold maximizing pooled detection F1 on ``scenes`` (folders with naip.tif and
-    truth.gpkg), evaluated exactly as ``geodrain detect`` would run at each candidate threshold.
+    truth.gpkg), evaluated exactly as ``geodrain detect`` would run at each candidate threshold, at the given
+    window stride and merge radius (default: the bundle's). Recording stores all three in the manifest, so
+    that detection runs at the settings the threshold was chosen for.
 
     Detection runs once per scene with a low floor; its window candidates are kept, and for each distinct
     candidate score the candidates at or above it are merged and matched as ``detect`` would (merging only
@@ -53,14 +56,16 @@ def calibrate_threshold(bundle: Bundle, scenes: Sequence[str | Path], *, toleran
     """
     from ..detect import DetectOptions, detect
 
+    stride = bundle.stride_px if stride is None else stride
+    radius_m = bundle.merge_radius_m if merge_radius_m is None else merge_radius_m
     cands, truths, radius = [], [], None
     for folder in scenes:
         scene = open_scene(folder)
         r = detect(scene.raster, None, model=bundle, progress=False,
-                   options=DetectOptions(threshold=floor, device=device, precision="fp32"))
+                   options=DetectOptions(threshold=floor, device=device, precision="fp32", stride=stride))
         cands.append(r.candidates)
         truths.append(scene.crossings.xy)
-        radius = bundle.merge_radius_m / r.source.grid.units_m
+        radius = radius_m / r.source.grid.units_m
     scores = np.unique(np.concatenate([c.score for c in cands])) if cands else np.zeros(0)
     n_true = sum(len(t) for t in truths)
     # descending distinct window scores; past the top WINDOWS_PER_CROSSING x n_true windows F1 can only be
@@ -77,9 +82,11 @@ def calibrate_threshold(bundle: Bundle, scenes: Sequence[str | Path], *, toleran
         best, tp, fp = float(f1[i]), int(tps[i]), int(fps[i])
         threshold = float((scores[i] + scores[i + 1]) / 2) if i + 1 < len(scores) else float(scores[i])
     result = {"threshold": round(threshold, 4), "f1": round(best, 4), "true_positives": tp, "false_positives": fp,
-              "tolerance_m": tolerance, "precision": "fp32", "truth_crossings": n_true,
+              "tolerance_m": tolerance, "stride_px": stride, "merge_radius_m": radius_m,
+              "precision": "fp32", "truth_crossings": n_true,
               "scenes": [Path(p).name for p in scenes],
               "chip_threshold": bundle.manifest.get("calibration", {}).get("chip_threshold", bundle.threshold)}
     if record:
-        bundle.update_manifest(threshold=result["threshold"], calibration=result)
+        bundle.update_manifest(threshold=result["threshold"], stride_px=stride, merge_radius_m=radius_m,
+                               calibration=result)
     return result
