@@ -85,10 +85,11 @@ def main() -> None:
                 **chip, "scenes": [Path(s).name for s in scenes], "measured_with": "scripts/eval_bundle.py --chips-only"}})
         return
     rows, tp, fp, fn, errs, tp25, found = [], 0, 0, 0, [], 0, []
+    opts = DetectOptions(engine=args.engine, device=args.device, overwrite=True).resolved(bundle)
+    settings = {"stride_px": opts.stride, "merge_radius_m": opts.merge_radius_m, "threshold": opts.threshold}
     for s in scenes:
         out = args.work / f"{Path(s).name}_{bundle.name}.gpkg"
-        r = detect(Path(s) / "naip.tif", out, model=bundle, progress=False,
-                   options=DetectOptions(engine=args.engine, device=args.device, overwrite=True))
+        r = detect(Path(s) / "naip.tif", out, model=bundle, progress=False, options=opts)
         ev, m = evaluate_files(out, Path(s) / "truth.gpkg", 10.0)
         rows.append({"scene": Path(s).name, "truth": ev.truth, "detected": ev.predicted, "precision": ev.precision,
                      "recall": ev.recall, "f1": ev.f1, "mean_error_m": ev.mean_error_m, "seconds": r.seconds,
@@ -111,18 +112,19 @@ def main() -> None:
     print(f"# eval_bundle {bundle.model_id} on {machine()}")
     print(f"chip level ({chip['chips']} chips, {chip['positives']} positive, threshold {bundle.threshold:.3f}): "
           + ", ".join(f"{k} {chip[k]:.4f}" for k in ("accuracy", "ap", "box_ap50", "precision", "recall", "f1")))
+    print("detection at " + ", ".join(f"{k} {v:g}" for k, v in settings.items()))
     print(table(rows, ["scene", "truth", "detected", "precision", "recall", "f1", "mean_error_m", "seconds"]))
     by_attr = recall_by_attribute(pd.concat(found, ignore_index=True)) if found else []
     print(table(by_attr, ["attribute", "value", "crossings", "recall"]))
     print(f"placement: {placement['placed_10_to_25m']} of {fp} false positives lie 10-25 m from a missed true "
           f"crossing; pooled F1 at a 25 m tolerance {placement['f1_at_25m']:.3f}")
     result = {"machine": machine(), "model": bundle.model_id, "scenes": [str(s) for s in scenes], "chip": chip,
-              "detect": rows, "placement": placement, "recall_by_attribute": by_attr}
+              "detect": rows, "settings": settings, "placement": placement, "recall_by_attribute": by_attr}
     if args.record:
         names = [Path(s).name for s in scenes]
         bundle.update_manifest(metrics={
             "test_unseen": {**chip, "scenes": names, "measured_with": "scripts/eval_bundle.py"},
-            "detect_unseen": {**pooled, "tolerance_m": 10.0, "scenes": names,
+            "detect_unseen": {**pooled, "tolerance_m": 10.0, **settings, "scenes": names,
                               "measured_with": "scripts/eval_bundle.py"}})
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str))
