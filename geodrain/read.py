@@ -1,17 +1,27 @@
 """Read stage: open one or several rasters as one mosaic on the model's grid and read blocks of it.
 
-Whatever the inputs (tiled or striped GeoTIFF, COG, VRT, several files at once, 0.6 m or 1 m, uint8 or
-uint16), :func:`open_source` builds one in-memory GDAL VRT that
+Whatever the inputs (tiled or striped GeoTIFF, COG, VRT, several files at once, 0.6 m or 1 m, uint8, uint16
+or float), :func:`open_source` builds one in-memory GDAL VRT that
 
-* mosaics the files (same CRS required) on one grid, in the order given (later files on top),
+* mosaics the files (same CRS required) on one grid, in the order given (later files on top, except where
+  they are nodata or masked: there the files beneath show through),
 * maps file bands to the model's R, G, B, NIR (``bands``),
-* resamples to the model's GSD (``average`` when coarsening, bilinear when refining),
-* adds a validity band: the files' footprints, their per-dataset masks or an alpha band that is not one of
-  the data bands. NAIP files often tag the NIR band as "alpha"; a selected band is always read as data.
+* resamples to the model's GSD (``average`` when coarsening, bilinear when refining), each axis on its own,
+  so non-square pixels (1 m x 2 m) land on a square grid that spans the files' real extent,
+* adds a validity band built from every file's own footprint, nodata value, per-dataset mask or alpha band
+  (an alpha band that is not one of the data bands). NAIP files often tag the NIR band as "alpha"; a
+  selected band is always read as data.
+
+GDAL allows grids stored south-up (positive y pixel size) or east-to-west (negative x size). A VRT source
+cannot flip, so the VRT keeps the files' own orientation and :meth:`RasterSource.read` flips the pixels it
+returns: the rest of the pipeline always sees a north-up, west-to-east grid (``RasterSource.grid``) and every
+point lands where it is. A mosaic mixing orientations is refused, and so are rotated or sheared grids.
 
 :meth:`RasterSource.read` returns a block of data (uint8, scaled if the input is not 8-bit) and its validity
-mask (nodata, masks, outside the mosaic), padding outside the raster with invalid pixels. Every dataset handle
-belongs to one thread. Errors a user can cause become :class:`~geodrain.errors.RasterError`.
+mask (nodata, masks, outside the mosaic, NaN or infinity in any band: NaN is never data), padding outside the
+raster with invalid pixels. Inputs may be GDAL virtual paths (``/vsizip/...``, ``/vsicurl/...``), checked by
+opening them. Every dataset handle belongs to one thread. Errors a user can cause become
+:class:`~geodrain.errors.RasterError`.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp, MaskFlags
-from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.errors import RasterBlockError, RasterioError, RasterioIOError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
@@ -95,6 +105,25 @@ class InputFile:
         x1, y1 = x0 + t.a * self.width, y0 + t.e * self.height
         return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel width and height in CRS units (positive, whatever the orientation)."""
+        return abs(self.transform.a), abs(self.transform.e)
+
+    @property
+    def flip(self) -> tuple[bool, bool]:
+        """(columns run east to west, rows run south to north)."""
+        return self.transform.a < 0, self.transform.e > 0
+
+
+VIRTUAL_PREFIXES = ("/vsi", "http://", "https://", "ftp://", "s3://", "gs://", "az://", "zip://", "tar://")
+
+
+def is_virtual(path: str) -> bool:
+    """A GDAL virtual file system path or URL (``/vsizip/``, ``/vsicurl/``, ``s3://`` ...): only GDAL can say
+    whether it exists."""
+    return path.startswith(VIRTUAL_PREFIXES)
+
 
 def _first_line(e: BaseException) -> str:
     """The first informative line of an error (following rasterio's 'See previous exception' chain)."""
@@ -105,12 +134,19 @@ def _first_line(e: BaseException) -> str:
 
 
 def inspect_file(path: str | Path, bands: Sequence[int]) -> InputFile:
-    """Open and check one input raster: readable, enough bands, projected CRS in metres, north-up."""
+    """Open and check one input raster: readable, enough bands, projected CRS in metres, not rotated."""
     path = str(path)
-    if not os.path.exists(path):
+    virtual = is_virtual(path)
+    if not virtual and not os.path.exists(path):
         raise RasterError(f"raster not found: {path}")
     try:
-        with rasterio.open(path) as src:
+        src = rasterio.open(path)
+    except (RasterioIOError, RasterioError) as e:
+        if virtual:
+            raise RasterError(f"cannot open raster {path}: {_first_line(e)}") from None
+        raise RasterError(f"cannot read raster {path} (corrupt or truncated?): {_first_line(e)}") from None
+    try:
+        with src:
             info = _inspect(src, path, bands)
             # Touch the last block: a truncated file usually fails here rather than mid-run.
             src.read(1, window=Window(src.width - 1, src.height - 1, 1, 1))
@@ -134,7 +170,9 @@ def _inspect(src, path: str, bands: Sequence[int]) -> InputFile:
                           "projected CRS in metres such as UTM")
     t = src.transform
     if t.b != 0 or t.d != 0:
-        raise RasterError(f"{path} is rotated or sheared; warp it north-up first")
+        raise RasterError(f"{path} is rotated or sheared; warp it north-up first (e.g. gdalwarp)")
+    if t.a == 0 or t.e == 0:
+        raise RasterError(f"{path} has a zero pixel size in its geotransform")
     dtype = src.dtypes[bands[0] - 1]
     if dtype not in _DTYPES:
         raise RasterError(f"{path} has unsupported data type {dtype}")
@@ -176,68 +214,128 @@ class Grid:
         return float(self.crs.linear_units_factor[1]) if self.crs is not None else 1.0
 
 
+def _orientation(files: list[InputFile]) -> tuple[bool, bool]:
+    """The files' common orientation (flip x, flip y); a mosaic mixing orientations is refused."""
+    first = files[0]
+    for f in files[1:]:
+        if f.flip != first.flip:
+            what = "south-up" if f.flip[1] != first.flip[1] else "east-to-west"
+            raise RasterError(f"{f.path} and {first.path} differ in orientation ({what} rows or columns); "
+                              "warp them onto one north-up grid first (e.g. gdalwarp)")
+    return first.flip
+
+
 def _mosaic_grid(files: list[InputFile], gsd_m: float | None) -> Grid:
+    """The north-up grid of square ``gsd_m`` pixels (None: the finest input pixel side) over all files."""
     crs = files[0].crs
     units = float(crs.linear_units_factor[1])
-    res = abs(files[0].transform.a) if gsd_m is None else gsd_m / units
+    res = min(files[0].res) if gsd_m is None else gsd_m / units
     xmin = min(f.bounds[0] for f in files)
     ymin = min(f.bounds[1] for f in files)
     xmax = max(f.bounds[2] for f in files)
     ymax = max(f.bounds[3] for f in files)
-    native = abs(files[0].transform.a)
-    if len(files) == 1 and math.isclose(native, res, rel_tol=1e-3):
-        f = files[0]
-        return Grid(crs, Affine(res, 0, f.transform.c, 0, -res, f.transform.f), f.width, f.height)
+    if len(files) == 1 and all(math.isclose(r, res, rel_tol=1e-3) for r in files[0].res):
+        f = files[0]          # the file's own pixels: keep its exact size and origin
+        return Grid(crs, Affine(res, 0, xmin, 0, -res, ymax), f.width, f.height)
     width = int(round((xmax - xmin) / res))
     height = int(round((ymax - ymin) / res))
     return Grid(crs, Affine(res, 0, xmin, 0, -res, ymax), width, height)
 
 
-def _source_xml(f: InputFile, band: str, grid: Grid, resampling: str, complex_extra: str = "") -> str:
+def vrt_transform(grid: Grid, flip: tuple[bool, bool]) -> Affine:
+    """The grid in the files' own orientation: the VRT's geotransform."""
+    t = grid.transform
+    res = t.a
+    x0 = t.c + res * grid.width if flip[0] else t.c
+    y0 = t.f - res * grid.height if flip[1] else t.f
+    return Affine(-res if flip[0] else res, 0, x0, 0, res if flip[1] else -res, y0)
+
+
+def _resampling(f: InputFile, res: float) -> str:
+    """Per file: ``average`` where an axis is coarsened, bilinear where it is only refined, else nearest."""
+    if any(r < res * 0.999 for r in f.res):
+        return "average"
+    if any(r > res * 1.001 for r in f.res):
+        return "bilinear"
+    return "nearest"
+
+
+def _source_xml(f: InputFile, band: str, vt: Affine, resampling: str, extra: str = "",
+                complex_source: bool = False) -> str:
     t = f.transform
-    dx = (t.c - grid.transform.c) / grid.transform.a
-    dy = (t.f - grid.transform.f) / grid.transform.e
-    dw = f.width * t.a / grid.transform.a
-    dh = f.height * abs(t.e) / abs(grid.transform.e)
-    kind = "ComplexSource" if complex_extra else "SimpleSource"
+    dx = (t.c - vt.c) / vt.a
+    dy = (t.f - vt.f) / vt.e
+    dw = f.width * t.a / vt.a
+    dh = f.height * t.e / vt.e
+    kind = "ComplexSource" if (extra or complex_source) else "SimpleSource"
     return (f'<{kind} resampling="{resampling}"><SourceFilename relativeToVRT="0">{escape(f.path)}'
             f'</SourceFilename><SourceBand>{band}</SourceBand>'
             f'<SrcRect xOff="0" yOff="0" xSize="{f.width}" ySize="{f.height}"/>'
             f'<DstRect xOff="{dx:.10g}" yOff="{dy:.10g}" xSize="{dw:.10g}" ySize="{dh:.10g}"/>'
-            f'{complex_extra}</{kind}>')
+            f'{extra}</{kind}>')
+
+
+def _nodata_xml(value: float) -> str:
+    return f"<NODATA>{format(value, '.17g')}</NODATA>"
+
+
+def _compositing_nodata(f: InputFile) -> float | None:
+    """The nodata value GDAL composites with (files beneath show through it). Not NaN: GDAL would fill a
+    NaN in one band from the files beneath (or 0) and the pixel would look valid; NaN stays in the data
+    instead, where any NaN band makes the pixel invalid (a NaN area of a file on top hides what is beneath)."""
+    return None if f.nodata is None or math.isnan(f.nodata) else f.nodata
+
+
+_VALID = "<ScaleOffset>255</ScaleOffset><ScaleRatio>0</ScaleRatio>"
+
+
+def shared_nodata(files: list[InputFile]) -> float | None:
+    """The nodata value every file declares alike (not NaN), else None. Then the validity band holds only
+    footprints and masks, and a pixel whose every band equals it is invalid (checked on the composited
+    pixels; the files beneath show through it): one validity source per file instead of one per band, so
+    GDAL compares fewer pixels (the single-file case, the common one, stays as fast as it was)."""
+    values = {_compositing_nodata(f) for f in files}
+    return values.pop() if len(values) == 1 else None
+
+
+def _validity_sources(f: InputFile, bands: Sequence[int], vt: Affine, shared: float | None) -> list[str]:
+    """Sources writing 255 where ``f`` has data; where it is nodata or masked they write nothing, so the
+    validity of the files beneath stays (as their pixels do in the data bands). GDAL does not use a real alpha
+    band that is not the last of 2 or 4 as a mask, so a transparent area of a file on top is invalid."""
+    if f.mask_band == "mask,1":        # a per-dataset (internal or .msk) mask
+        return [_source_xml(f, str(bands[0]), vt, "nearest", _VALID + "<UseMaskBand>true</UseMaskBand>")]
+    if f.mask_band is not None:        # a real alpha band: transparent is invalid (the file is on top there)
+        return [_source_xml(f, f.mask_band, vt, "nearest", "<ScaleOffset>0</ScaleOffset><ScaleRatio>255</ScaleRatio>")]
+    if shared is None and _compositing_nodata(f) is not None:  # valid where any band differs from its nodata
+        return [_source_xml(f, str(b), vt, "nearest", _nodata_xml(f.nodata) + _VALID) for b in bands]
+    return [_source_xml(f, str(bands[0]), vt, "nearest", _VALID)]   # the footprint (NaN: see RasterSource)
 
 
 def build_vrt(files: list[InputFile], bands: Sequence[int], grid: Grid) -> str:
-    """VRT XML: the data bands in model order, then a Byte validity band (255 = valid)."""
-    native = abs(files[0].transform.a)
-    resampling = "average" if grid.transform.a > native * 1.001 else \
-        ("bilinear" if grid.transform.a < native * 0.999 else "nearest")
+    """VRT XML: the data bands in model order, then a Byte validity band (255 = valid), in the files' own
+    orientation (:func:`vrt_transform`)."""
+    vt = vrt_transform(grid, _orientation(files))
+    shared = shared_nodata(files)
     dtype = _DTYPES[files[0].dtype]
-    nodata = files[0].nodata
     parts = [f'<VRTDataset rasterXSize="{grid.width}" rasterYSize="{grid.height}">',
              f"<SRS>{escape(grid.crs.to_wkt())}</SRS>",
-             "<GeoTransform>" + ", ".join(f"{v:.12g}" for v in grid.transform.to_gdal()) + "</GeoTransform>"]
+             "<GeoTransform>" + ", ".join(f"{v:.12g}" for v in vt.to_gdal()) + "</GeoTransform>"]
     block = files[0].block_shape
     bx = min(max(block[1], 128), 1024) if len(files) == 1 else 512
     for i, b in enumerate(bands, start=1):
         parts.append(f'<VRTRasterBand dataType="{dtype}" band="{i}" blockXSize="{bx}" blockYSize="{bx}">')
-        if nodata is not None:
-            parts.append(f"<NoDataValue>{nodata:.17g}</NoDataValue>")
         parts.append("<ColorInterp>Gray</ColorInterp>")
         for f in files:
-            extra = f"<NODATA>{f.nodata:.17g}</NODATA>" if f.nodata is not None else ""
-            parts.append(_source_xml(f, str(b), grid, resampling, extra))
+            nd = _compositing_nodata(f)
+            extra = _nodata_xml(nd) if nd is not None else ""
+            if f.mask_band == "mask,1" and len(files) > 1:
+                extra += "<UseMaskBand>true</UseMaskBand>"     # masked pixels let the files beneath show
+            parts.append(_source_xml(f, str(b), vt, _resampling(f, grid.transform.a), extra))
         parts.append("</VRTRasterBand>")
     parts.append(f'<VRTRasterBand dataType="Byte" band="{len(bands) + 1}" blockXSize="{bx}" blockYSize="{bx}">'
                  "<ColorInterp>Gray</ColorInterp>")
     for f in files:
-        if f.mask_band is not None:
-            parts.append(_source_xml(f, f.mask_band, grid, "nearest",
-                                     "<ScaleOffset>0</ScaleOffset><ScaleRatio>255</ScaleRatio>"
-                                     if f.mask_band != "mask,1" else "<ScaleRatio>1</ScaleRatio>"))
-        else:
-            parts.append(_source_xml(f, str(bands[0]), grid, "nearest",
-                                     "<ScaleOffset>255</ScaleOffset><ScaleRatio>0</ScaleRatio>"))
+        parts.extend(_validity_sources(f, bands, vt, shared))
     parts.append("</VRTRasterBand></VRTDataset>")
     return "".join(parts)
 
@@ -251,25 +349,69 @@ class RasterSource:
     grid: Grid
     vrt: str
     scale: float
-    native_gsd_m: float
+    native_gsd_m: float            # the coarsest input pixel side, metres
 
     def __post_init__(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._handles: list = []
+        self.flip = _orientation(self.files)
+        self._float = np.dtype(self.files[0].dtype).kind == "f"
+        self._nodata = shared_nodata(self.files)
 
     @property
     def resampled(self) -> bool:
-        return not math.isclose(self.native_gsd_m, self.grid.gsd * self.grid.units_m, rel_tol=1e-3)
+        """Whether any input pixel side differs from the grid's."""
+        res = self.grid.transform.a
+        return any(not math.isclose(r, res, rel_tol=1e-3) for f in self.files for r in f.res)
 
     @property
     def block_shape(self) -> tuple[int, int]:
         """The internal block shape of the (first) file: reads are aligned to multiples of it."""
         return self.files[0].block_shape
 
-    @property
-    def nodata(self) -> float | None:
-        return self.files[0].nodata
+    def footprint(self):
+        """The union of the input files' extents (shapely), in the grid's CRS."""
+        from shapely import union_all
+        from shapely.geometry import box
+
+        return union_all([box(*f.bounds) for f in self.files])
+
+    def footprint_km2(self, within=None) -> float:
+        """Area of the files' union (inside the shapely geometry ``within``): what a run searches, not the
+        bounding box of files far apart."""
+        fp = self.footprint()
+        if within is not None:
+            fp = fp.intersection(within)
+        return fp.area * self.grid.units_m ** 2 / 1e6
+
+    def coverage(self, max_cells: int = 4096) -> Coverage:
+        """Where the mosaic may hold data, at most ``max_cells`` cells a side (see :class:`Coverage`): lets a
+        run skip the empty parts of huge sparse rasters, and the gaps between files far apart, unread."""
+        cell = max(32, -(-max(self.grid.width, self.grid.height) // max_cells))
+        shape = (-(-self.grid.height // cell), -(-self.grid.width // cell))
+        cells = np.zeros(shape, bool)
+        for f in self.files:
+            cells |= _cover(f, self.grid, cell, empty_blocks(f, self.bands), shape)
+        return Coverage(cells, cell)
+
+    def empty_km2(self, coverage: Coverage, within=None) -> float:
+        """Area of the coverage cells without data inside the files' footprint (and ``within``)."""
+        from rasterio.features import geometry_mask
+
+        fp = self.footprint()
+        if within is not None:
+            fp = fp.intersection(within)
+        if fp.is_empty or coverage.cells.all():
+            return 0.0
+        c = coverage.cell
+        t = self.grid.transform @ Affine.scale(c)
+        inside = geometry_mask([fp], out_shape=coverage.cells.shape, transform=t, invert=True)
+        nr, nc = coverage.cells.shape        # the last row and column of cells may reach past the grid
+        h = np.minimum(c, self.grid.height - c * np.arange(nr))
+        w = np.minimum(c, self.grid.width - c * np.arange(nc))
+        px = (h[:, None] * w[None, :])[inside & ~coverage.cells].sum()
+        return float(px) * (self.grid.gsd * self.grid.units_m) ** 2 / 1e6
 
     def _dataset(self):
         ds = getattr(self._local, "ds", None)
@@ -302,7 +444,10 @@ class RasterSource:
         r1, c1 = min(row + height, self.grid.height), min(col + width, self.grid.width)
         if r1 <= r0 or c1 <= c0:
             return data, valid
-        win = Window(c0, r0, c1 - c0, r1 - r0)
+        # the same window in the VRT's (the files') orientation
+        vr0 = self.grid.height - r1 if self.flip[1] else r0
+        vc0 = self.grid.width - c1 if self.flip[0] else c0
+        win = Window(vc0, vr0, c1 - c0, r1 - r0)
         try:
             ds = self._dataset()
             part = ds.read(list(range(1, n + 1)), window=win)
@@ -310,16 +455,29 @@ class RasterSource:
         except (RasterioIOError, RasterioError) as e:
             raise RasterError(f"read error in {self.describe()} (corrupt or truncated?): {_first_line(e)}") \
                 from None
-        if self.nodata is not None:
-            ok &= ~np.all(part == self.nodata, axis=0)
-        data[:, r0 - row:r1 - row, c0 - col:c1 - col] = self._to_uint8(part)
+        part, ok = self._oriented(part, ok)
+        data[:, r0 - row:r1 - row, c0 - col:c1 - col] = self._to_uint8(part, ok)
         valid[r0 - row:r1 - row, c0 - col:c1 - col] = ok
         return data, valid
 
-    def _to_uint8(self, part: np.ndarray) -> np.ndarray:
+    def _oriented(self, part: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """North-up, west-to-east pixels; NaN or infinity in any band makes a pixel invalid."""
+        if self.flip[1]:
+            part, ok = part[:, ::-1], ok[::-1]
+        if self.flip[0]:
+            part, ok = part[:, :, ::-1], ok[:, ::-1]
+        if self._nodata is not None:
+            ok = ok & ~np.all(part == self._nodata, axis=0)
+        if self._float:
+            ok = ok & np.isfinite(part).all(axis=0)
+        return part, ok
+
+    def _to_uint8(self, part: np.ndarray, ok: np.ndarray | None = None) -> np.ndarray:
         if part.dtype == np.uint8 and self.scale == 1.0:
             return part
-        out = part.astype(np.float32) * self.scale
+        out = part.astype(np.float32) * np.float32(self.scale)
+        if self._float:
+            out[:, ~ok if ok is not None else ~np.isfinite(out).all(axis=0)] = 0   # never cast NaN
         return np.clip(out, 0, 255).astype(np.uint8)
 
     def describe(self) -> str:
@@ -335,9 +493,75 @@ class RasterSource:
         except (RasterioIOError, RasterioError) as e:
             raise RasterError(f"read error in {self.describe()} (corrupt or truncated?): {_first_line(e)}") \
                 from None
-        if self.nodata is not None:
-            ok &= ~np.all(part == self.nodata, axis=0)
-        return self._to_uint8(part), ok
+        part, ok = self._oriented(part, ok)
+        return self._to_uint8(part, ok), ok
+
+
+def empty_blocks(f: InputFile, bands: Sequence[int]) -> np.ndarray | None:
+    """(block rows, block cols) True where a sparse GeoTIFF never wrote the block in any data band (GDAL reads
+    it back as the file's nodata, so it holds no valid pixel); None where the file cannot tell (not a GeoTIFF,
+    no nodata, a mask band) or every block is written. Costs one metadata lookup per block (no decoding)."""
+    if f.nodata is None or f.mask_band is not None:
+        return None
+    try:
+        with rasterio.open(f.path) as src:
+            if src.driver != "GTiff":
+                return None
+            bh, bw = src.block_shapes[bands[0] - 1]
+            nr, nc = -(-src.height // bh), -(-src.width // bw)
+            check = [bands[0]] if src.interleaving == rasterio.enums.Interleaving.pixel else list(bands)
+            empty = np.ones((nr, nc), bool)
+            for b in check:
+                for i in range(nr):
+                    for j in range(nc):
+                        if empty[i, j]:
+                            try:
+                                src.block_size(b, i, j)
+                                empty[i, j] = False
+                            except RasterBlockError:      # offset 0: the block was never written
+                                pass
+    except (RasterioIOError, RasterioError):
+        return None
+    return empty if empty.any() else None
+
+
+def _cover(f: InputFile, grid: Grid, cell: int, blocks: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """Coverage cells (``cell`` grid px square) that overlap a written block of ``f`` (its whole extent when
+    ``blocks`` is None)."""
+    if blocks is None:
+        data, bh, bw = np.ones((1, 1), bool), f.height, f.width
+    else:
+        data = ~blocks
+        bh, bw = -(-f.height // data.shape[0]), -(-f.width // data.shape[1])
+    m = ~f.transform * grid.transform            # grid px -> file px (axis-aligned, maybe flipped)
+    ii = np.zeros((data.shape[0] + 1, data.shape[1] + 1), np.int64)
+    ii[1:, 1:] = data.cumsum(0).cumsum(1)
+
+    def ranges(scale: float, offset: float, n_cells: int, block: int, n_blocks: int):
+        e = np.arange(n_cells + 1) * cell * scale + offset    # file px of the cell edges
+        lo, hi = np.minimum(e[:-1], e[1:]), np.maximum(e[:-1], e[1:])
+        return (np.clip(np.floor(lo / block), 0, n_blocks).astype(np.int64),
+                np.clip(np.ceil(hi / block), 0, n_blocks).astype(np.int64))
+
+    r0, r1 = ranges(m.e, m.f, shape[0], bh, data.shape[0])
+    c0, c1 = ranges(m.a, m.c, shape[1], bw, data.shape[1])
+    total = ii[r1[:, None], c1[None, :]] - ii[r0[:, None], c1[None, :]] - ii[r1[:, None], c0[None, :]] \
+        + ii[r0[:, None], c0[None, :]]
+    return total > 0
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Where the mosaic may hold valid pixels, in cells of ``cell`` x ``cell`` grid pixels: False only where
+    it surely holds none (outside every file, or on blocks a sparse GeoTIFF never wrote)."""
+
+    cells: np.ndarray          # (ceil(height / cell), ceil(width / cell)) bool
+    cell: int
+
+    def any(self, row0: int, col0: int, row1: int, col1: int) -> bool:
+        """Whether the grid pixel region [row0, row1) x [col0, col1) may hold valid pixels."""
+        c = self.cell
+        return bool(self.cells[max(row0, 0) // c:-(-max(row1, 0) // c), max(col0, 0) // c:-(-max(col1, 0) // c)].any())
 
 
 def _read_decimated(ds, n: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -347,7 +571,7 @@ def _read_decimated(ds, n: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.
     return part, ok
 
 
-def _auto_scale(files: list[InputFile], vrt: str, n: int, nodata) -> float:
+def _auto_scale(files: list[InputFile], vrt: str, n: int) -> float:
     """255 / the 99.9th percentile of valid values for non-8-bit input (1 for uint8)."""
     if files[0].dtype == "uint8":
         return 1.0
@@ -355,8 +579,6 @@ def _auto_scale(files: list[InputFile], vrt: str, n: int, nodata) -> float:
         f = max(1, math.ceil(max(ds.width, ds.height) / 1024))
         part, ok = _read_decimated(ds, n, (max(1, ds.height // f), max(1, ds.width // f)))
     vals = part[:, ok].astype(np.float64)
-    if nodata is not None:
-        vals = vals[vals != nodata]
     vals = vals[np.isfinite(vals)]
     top = float(np.percentile(vals, 99.9)) if vals.size else 0.0
     return 255.0 / top if top > 0 else 1.0
@@ -364,8 +586,8 @@ def _auto_scale(files: list[InputFile], vrt: str, n: int, nodata) -> float:
 
 def open_source(paths: str | Path | Sequence[str | Path], bands: Sequence[int] = NAIP_BANDS,
                 gsd_m: float | None = 1.0, scale: float | str = "auto") -> RasterSource:
-    """Open input raster(s) as one :class:`RasterSource` on a ``gsd_m`` grid (None: the first file's
-    resolution) with ``bands`` as data."""
+    """Open input raster(s) as one :class:`RasterSource` on a north-up grid of square ``gsd_m`` pixels (None:
+    the finest input pixel side) with ``bands`` as data."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [str(p) for p in paths]
@@ -380,13 +602,17 @@ def open_source(paths: str | Path | Sequence[str | Path], bands: Sequence[int] =
                               f"{first.crs.to_string()}; mosaicked inputs must share a CRS")
         if f.dtype != first.dtype:
             raise RasterError(f"{f.path} is {f.dtype} but {first.path} is {first.dtype}")
+    _orientation(files)
     units = float(first.crs.linear_units_factor[1])
     grid = _mosaic_grid(files, gsd_m)
     if grid.width <= 0 or grid.height <= 0:
         raise RasterError(f"{first.path} is empty")
     vrt = build_vrt(files, bands, grid)
     if scale == "auto":
-        factor = _auto_scale(files, vrt, len(bands), first.nodata)
+        factor = _auto_scale(files, vrt, len(bands))
     else:
         factor = float(scale)
-    return RasterSource(files, bands, grid, vrt, factor, abs(first.transform.a) * units)
+        if not math.isfinite(factor) or factor <= 0:
+            raise RasterError(f"scale must be a positive number, got {scale}")
+    coarsest = max(r for f in files for r in f.res) * units
+    return RasterSource(files, bands, grid, vrt, factor, coarsest)
