@@ -9,8 +9,8 @@ output is written atomically.
 
 from __future__ import annotations
 
-import sys
 import time
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .aoi import AOI, load_aoi
-from .errors import RasterError
+from .errors import GeodrainWarning, RasterError
 from .infer.base import Engine
 from .infer.chip import ChipEngine
 from .infer.dense import MIN_EXACT_CONTEXT, DenseEngine
@@ -33,7 +33,7 @@ from .merge import Candidates, Crossings, decode, merge_candidates
 from .model.bundle import Bundle, load_bundle
 from .model.sppnet import FEATURE_STRIDE
 from .read import NAIP_BANDS, RasterSource, block_cache, open_source
-from .window import Block, BlockPlan, WindowGrid, check_size, plan_blocks, valid_fraction
+from .window import Block, BlockPlan, WindowGrid, check_size, drop_empty, plan_blocks, valid_fraction
 from .write import check_output, write_points
 
 
@@ -55,7 +55,9 @@ class DetectOptions:
     block_px: int | None = None
     read_threads: int | None = None
     aoi: str | Path | None = None
+    aoi_layer: str | None = None      # the AOI file's layer (needed when it has several)
     scale: float | str = "auto"
+    force: bool = False               # run on input coarser than MAX_GSD_RATIO x the model's GSD
     overwrite: bool = False
 
     def resolved(self, bundle: Bundle) -> "DetectOptions":
@@ -78,15 +80,36 @@ class DetectResult:
     timings: dict[str, float] = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     candidates: Candidates | None = None   # the window candidates (>= threshold) before merging
+    empty_km2: float = 0.0                  # of area_km2: blocks with no data (sparse files), skipped unread
 
     @property
     def chips_per_s(self) -> float:
         return self.evaluated / self.seconds if self.seconds > 0 else float("nan")
 
     def summary(self) -> str:
-        return (f"{len(self.crossings)} crossings in {self.area_km2:.2f} km², {self.seconds:.1f} s, "
+        empty = f" ({self.empty_km2:,.2f} km² of it without data, skipped)" if self.empty_km2 > 0 else ""
+        return (f"{len(self.crossings)} crossings in {self.area_km2:,.2f} km²{empty}, {self.seconds:.1f} s, "
                 f"{self.chips_per_s:,.0f} chips/s ({self.config.get('engine')} engine, "
                 f"{self.config.get('run', {}).get('device', '?')})")
+
+
+# Input pixels coarser than this many times the model's GSD are refused unless ``force``: a crossing (a few
+# metres across) is not resolved, and upsampling a 32 m quarter-quad to 1 m takes minutes to find nothing.
+MAX_GSD_RATIO = 2.5
+
+
+def check_gsd(source: RasterSource, bundle: Bundle, force: bool) -> None:
+    """Refuse (or, with ``force``, warn about) input much coarser than the model's GSD."""
+    if source.native_gsd_m <= MAX_GSD_RATIO * bundle.gsd:
+        return
+    what = (f"input GSD {source.native_gsd_m:g} m is coarser than {MAX_GSD_RATIO:g} x the model's "
+            f"{bundle.gsd:g} m")
+    if not force:
+        raise RasterError(f"{what}: crossings are not resolvable at this GSD and resampling it to "
+                          f"{bundle.gsd:g} m would take long for nothing; use imagery of about {bundle.gsd:g} m "
+                          "(NAIP is 0.6 or 1 m), or --force to run anyway")
+    warnings.warn(f"{what}; crossings may not be resolvable (running because of --force)", GeodrainWarning,
+                  stacklevel=3)
 
 
 def choose_engine(name: str, options: DetectOptions, bundle: Bundle) -> str:
@@ -155,9 +178,12 @@ class BlockReader:
     def prepare(self, plan: BlockPlan) -> Block:
         t0 = time.perf_counter()
         data, valid = self.source.read(plan.read_row, plan.read_col, plan.read_height, plan.read_width)
-        if self.aoi is not None:
+        if self.aoi is not None and valid.any():
             valid &= self.aoi.mask(plan.read_row, plan.read_col, plan.read_height, plan.read_width)
-        keep = valid_fraction(valid, plan, self.grid) >= self.min_valid
+        if valid.any():
+            keep = valid_fraction(valid, plan, self.grid) >= self.min_valid
+        else:                  # nodata, masked or outside: nothing to count
+            keep = np.zeros((plan.nrows, plan.ncols), bool)
         self.read_seconds += time.perf_counter() - t0
         return Block(plan, data, valid, keep)
 
@@ -213,31 +239,35 @@ def detect(inputs: str | Path | Sequence[str | Path], output: str | Path | None 
 
 def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options: DetectOptions,
             output: Path | None, progress: bool, t_start: float) -> DetectResult:
-    if source.native_gsd_m > 2.5 * bundle.gsd:
-        print(f"geodrain: warning: input GSD {source.native_gsd_m:g} m is much coarser than the model's "
-              f"{bundle.gsd:g} m; crossings may not be resolvable", file=sys.stderr)
+    check_gsd(source, bundle, options.force)
     grid_w, grid_h = source.grid.width, source.grid.height
     check_size(grid_w, grid_h, bundle.window_px, options.min_valid)
     grid = WindowGrid(grid_w, grid_h, bundle.window_px, options.stride, bundle.context_px)
-    aoi = load_aoi(options.aoi, source.grid) if options.aoi is not None else None
+    aoi = load_aoi(options.aoi, source.grid, options.aoi_layer, source.footprint()) \
+        if options.aoi is not None else None
     engine_kind = choose_engine(options.engine, options, bundle)
     config = run_config(bundle, options, device)
     block_px = options.block_px or default_block_px(device, engine_kind)
     plans = plan_blocks(grid, block_px, source.block_shape, aoi.pixel_bounds if aoi else None)
+    all_windows = sum(p.nrows * p.ncols for p in plans)
+    coverage = source.coverage()
+    plans, skipped_windows = drop_empty(plans, grid, coverage.any)
+    empty_km2 = source.empty_km2(coverage, aoi.geometry if aoi is not None else None) if skipped_windows else 0.0
     engine = make_engine(engine_kind, bundle, config, grid, block_px)
     threshold, radius = options.threshold, options.merge_radius_m
     threads = options.read_threads or default_read_threads(device, engine_kind)
     reader = BlockReader(source, grid, aoi, options.min_valid, threads, ahead=2 * threads)
 
-    total_windows = sum(p.nrows * p.ncols for p in plans)
+    total_windows = all_windows
     t_infer = t_merge = t_wait = 0.0
     evaluated = 0
     parts: list[Candidates] = []
-    area_km2 = source.grid.area_km2() if aoi is None else aoi.area_km2
+    area_km2 = source.footprint_km2(aoi.geometry if aoi is not None else None)
     bar = tqdm(total=total_windows, unit="win", desc="detect", disable=not progress, smoothing=0.1,
                dynamic_ncols=True)
     t_loop = time.perf_counter()
-    done = 0
+    done = skipped_windows
+    bar.update(skipped_windows)
     in_flight = None   # (pending scores, block): decoded after the next block is submitted to the engine
 
     def finish(pending, block) -> None:
@@ -288,7 +318,7 @@ def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options:
     run = {"engine": engine_kind, "run": config.to_dict(), "block_px": block_px, "read_threads": threads}
     result = DetectResult(crossings, None, source, bundle, total_windows, evaluated, area_km2, seconds,
                           {"read_thread_s": reader.read_seconds, "read_wait_s": t_wait, "infer_s": t_infer,
-                           "merge_s": t_merge, "loop_s": time.perf_counter() - t_loop}, run, cands)
+                           "merge_s": t_merge, "loop_s": time.perf_counter() - t_loop}, run, cands, empty_km2)
     if output is not None:
         t4 = time.perf_counter()
         result.output = write_crossings(result, output, threshold, radius, options)
@@ -339,10 +369,11 @@ def write_crossings(result: DetectResult, output: Path, threshold: float, radius
         "windows": result.windows,
         "windows_evaluated": result.evaluated,
         "area_km2": round(result.area_km2, 4),
+        "empty_km2_skipped": round(result.empty_km2, 4),
         "runtime_s": round(result.seconds, 2),
         "crossings": len(c),
     }
     desc = (f"Drainage crossings detected by geodrain {__version__} with {result.bundle.model_id} "
-            f"(threshold {threshold:.3f})")
+            f"(threshold {threshold:.6g}, merge radius {radius:g} m, stride {options.stride} px)")
     return write_points(c.xy, columns, result.source.grid.crs, output, metadata=metadata,
                         overwrite=options.overwrite, description=desc)

@@ -49,3 +49,8 @@ class SearchError(GeodrainError, RuntimeError):
 
 class DeviceError(GeodrainError, RuntimeError):
     """The requested device or engine is not available here."""
+
+
+class GeodrainWarning(UserWarning):
+    """Something a user should know about a run that still goes ahead (an input repaired, a setting that
+    differs from the calibrated one ...). The CLI prints it as one line ``geodrain: warning: ...``."""

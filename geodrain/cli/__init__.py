@@ -1,21 +1,38 @@
 """The ``geodrain`` command: a click group of thin commands over the library (one module each).
 
 User errors (:class:`geodrain.errors.GeodrainError`) become one line on stderr and a non-zero exit; so do
-usage errors (a bad option value, an unknown command), with click's exit status 2.
+usage errors (a bad option value, an unknown command), with click's exit status 2. Warnings of the library
+(:class:`geodrain.errors.GeodrainWarning`) are one line ``geodrain: warning: ...`` each.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from .. import __version__
-from ..errors import GeodrainError
+from ..errors import GeodrainError, GeodrainWarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """GeodrainWarnings as one line ``geodrain: warning: ...``; anything else as Python shows it."""
+    if issubclass(category, GeodrainWarning):
+        click.echo(f"geodrain: warning: {' '.join(str(message).split())}", err=True)
+    else:
+        _default(message, category, filename, lineno, file, line)
 
 
 class GeodrainGroup(click.Group):
     """A group that reports library user errors as one line instead of a traceback."""
 
     def invoke(self, ctx: click.Context):
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", GeodrainWarning)
+            warnings.showwarning = _show_warning
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except GeodrainError as e:

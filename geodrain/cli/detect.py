@@ -24,7 +24,9 @@ from .options import device_opt, model_opt, overwrite_opt, parse_int_list, quiet
 @click.option("--min-valid", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Skip windows with a smaller share of valid (not nodata/masked/outside) pixels.")
 @click.option("--aoi", type=click.Path(), default=None,
-              help="Polygon file (any CRS), e.g. a watershed boundary: detect only inside it.")
+              help="Polygon file (any CRS), e.g. a watershed boundary: detect only inside it. Invalid "
+                   "(self-intersecting) polygons are repaired with make_valid, with a warning.")
+@click.option("--aoi-layer", default=None, help="The --aoi file's layer (needed when it has several).")
 @click.option("--engine", type=click.Choice(["auto", "dense", "chip"]), default="auto", show_default=True,
               help="dense: convolve each block once and pool every window from it; chip: classify each "
                    "window on its own (the paper's way); auto picks dense when the bundle allows it.")
@@ -41,10 +43,13 @@ from .options import device_opt, model_opt, overwrite_opt, parse_int_list, quiet
 @click.option("--scale", default="auto", show_default=True,
               help="Multiply input values by this to reach 8-bit DN; 'auto' scales non-8-bit input by "
                    "its 99.9th percentile.")
+@click.option("--force", is_flag=True, default=False,
+              help="Run on input coarser than 2.5 x the model's GSD (2.5 m for the 1 m model), which is refused "
+                   "otherwise: crossings are not resolvable there.")
 @overwrite_opt
 @quiet_opt
-def detect(inputs, output, model, bands, stride, threshold, merge_radius_m, min_valid, aoi, engine, backend,
-           device, batch_size, precision, block_px, read_threads, scale, overwrite, quiet):
+def detect(inputs, output, model, bands, stride, threshold, merge_radius_m, min_valid, aoi, aoi_layer, engine,
+           backend, device, batch_size, precision, block_px, read_threads, scale, force, overwrite, quiet):
     """Find drainage crossings in INPUTS and write them to OUTPUT.
 
     Several INPUTS are mosaicked into one output. Example:
@@ -56,8 +61,8 @@ def detect(inputs, output, model, bands, stride, threshold, merge_radius_m, min_
     opts = DetectOptions(stride=stride, threshold=threshold, merge_radius_m=merge_radius_m, min_valid=min_valid,
                          bands=tuple(parse_int_list(bands, "--bands")), engine=engine, backend=backend,
                          device=device, batch_size=batch_size, precision=precision, block_px=block_px,
-                         read_threads=read_threads, aoi=aoi, scale=scale if scale == "auto" else float(scale),
-                         overwrite=overwrite)
+                         read_threads=read_threads, aoi=aoi, aoi_layer=aoi_layer,
+                         scale=scale if scale == "auto" else float(scale), force=force, overwrite=overwrite)
     result = run_detect(list(inputs), output, model=model, options=opts, progress=not quiet)
     if not quiet:
         click.echo(f"{result.output}: {result.summary()}")

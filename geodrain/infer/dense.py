@@ -95,22 +95,30 @@ class DenseEngine:
         grows, gcols = rows + block.plan.row0, cols + block.plan.col0
         if len(rows) == 0:
             return PendingScores(grows, gcols, None)
+        # Only the part of the block its kept windows (with context) cover: a block at the edge of the data
+        # (a nodata collar, a sparse file) costs what its valid windows need. The crop starts at a multiple of
+        # the stride, so the feature cells stay aligned and the scores are the same.
+        r_lo, c_lo = int(rows.min()), int(cols.min())
+        span = self.grid.size + 2 * self.grid.context
+        s = self.grid.stride
+        data = block.data[:, r_lo * s:int(rows.max()) * s + span, c_lo * s:int(cols.max()) * s + span]
+        rows, cols = rows - r_lo, cols - c_lo
         with torch.inference_mode():
             if self.config.cuda_graph:
                 if self._shape is None:
-                    # the first (interior) block fixes the static shape; smaller edge blocks are padded
-                    self._shape = (block.data.shape[1], block.data.shape[2])
-                if block.data.shape[1] > self._shape[0] or block.data.shape[2] > self._shape[1]:
-                    out = self.module(self._input(block.data, None))
+                    # the first (interior) block's full read fixes the static shape; smaller ones are padded
+                    self._shape = (block.plan.read_height, block.plan.read_width)
+                if data.shape[1] > self._shape[0] or data.shape[2] > self._shape[1]:
+                    out = self.module(self._input(data, None))
                 else:
                     if self._staging_event is not None:
                         self._staging_event.synchronize()   # the previous copy out of the buffer is done
-                    x = self._input(block.data, self._shape)
+                    x = self._input(data, self._shape)
                     if self._graph is None:
                         self._graph = GraphedCall(self.module, x)
                     out = self._graph(x)
             else:
-                out = self.module(self._input(block.data, None))
+                out = self.module(self._input(data, None))
             sel = out[0, torch.as_tensor(rows, device=out.device), torch.as_tensor(cols, device=out.device)]
         return PendingScores(grows, gcols, sel.float())   # a copy: graph replays do not overwrite it
 
