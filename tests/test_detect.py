@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -218,13 +217,36 @@ def test_dense_and_chip_engines_agree_after_merging(scenes, bundle, tmp_path):
     assert same_points(xy(d), xy(c), tol=0.5)
 
 
+def start_detect(args: list[str]) -> tuple[subprocess.Popen, list[str]]:
+    """Start ``geodrain detect`` and return once its progress bar is up (it is in the detection loop), however
+    slow the machine: no sleep decides when the run is interrupted. Its stderr keeps being collected."""
+    import threading
+
+    # SIGINT as a terminal delivers it, even where this test runs in the background (which ignores it)
+    proc = subprocess.Popen([sys.executable, "-m", "geodrain.cli", "detect", *args], stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines: list[str] = []
+    started = threading.Event()
+
+    def drain():
+        while chunk := os.read(proc.stderr.fileno(), 4096):     # whatever is there, never waits for more
+            lines.append(chunk.decode(errors="replace"))
+            if "detect:" in "".join(lines[-2:]):
+                started.set()
+        started.set()                     # ended before (an error): the caller sees the exit status
+
+    threading.Thread(target=drain, daemon=True).start()
+    assert started.wait(timeout=600), "detect never started"
+    return proc, lines
+
+
 def test_interrupted_run_leaves_no_output(scenes, tmp_path):
     out = tmp_path / "killed.gpkg"
-    proc = subprocess.Popen([sys.executable, "-m", "geodrain.cli", "detect", str(scenes[0] / "naip.tif"),
-                             "-o", str(out), "--engine", "chip", "-q"])
-    time.sleep(6)
+    proc, err = start_detect([str(scenes[0] / "naip.tif"), "-o", str(out), "--engine", "chip"])
+    assert proc.poll() is None, "".join(err)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) != 0
+    assert proc.wait(timeout=300) == 130
+    assert "geodrain: interrupted" in "".join(err) and "Traceback" not in "".join(err)
     assert not out.exists() and not list(tmp_path.glob(".*killed*"))
 
 
@@ -237,6 +259,7 @@ def test_real_naip_crops_run(path, bundle, tmp_path):
             aoi = tmp_path / "aoi.gpkg"
             gpd.GeoDataFrame(geometry=[box(x0, y0, x0 + 1000, y0 + 1000)], crs=src.crs).to_file(aoi)
             opts["aoi"] = str(aoi)
+            opts["force"] = True           # refused without it: coarser than 2.5 x the model's GSD
     r = run(path, bundle, tmp_path / "real.gpkg", **opts)
     assert r.evaluated > 0
     assert gpd.read_file(tmp_path / "real.gpkg", layer="crossings").crs == r.source.grid.crs

@@ -59,18 +59,23 @@ class Row:
                 "trial": self.trial}
 
     def record(self) -> dict:
-        """The row as CSV cells: fixed decimals, blanks for missing values."""
+        """The row as CSV cells: fixed decimals (significant digits for the rates, which span from a few per
+        second to tens of thousands), blanks for missing values."""
         v = self.values()
-        digits = {"ap": 4, "efficiency": 1, "throughput_chips_s": 1, "latency_ms_b1": 4, "gflop_per_chip": 4,
-                  "train_s": 1}
+        digits = {"ap": 4, "latency_ms_b1": 4, "gflop_per_chip": 4, "train_s": 1}
         out = {k: ("" if v[k] is None else v[k]) for k in COLUMNS}
         out.update({k: _num(v[k], d) for k, d in digits.items()})
+        out.update({k: _sig(v[k], 6) for k in ("efficiency", "throughput_chips_s")})
         out["feasible"] = "" if self.feasible is None else ("yes" if self.feasible else "no")
         return out
 
 
 def _num(x: float | None, digits: int) -> str:
     return "" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _sig(x: float | None, digits: int) -> str:
+    return "" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
 
 
 def build_rows(space: Sequence[Arch], measured: dict[str, Measurement], trained: dict[str, TrainingRecord],
