@@ -19,6 +19,7 @@ import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import numpy as np
 
@@ -28,7 +29,11 @@ FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".parquet
            ".geoparquet": "GeoParquet", ".csv": "CSV"}
 LAYER = "crossings"
 
-QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+# The label: the crossing's id (to find its row) and its score to 4 decimals (scores of a well calibrated
+# bundle sit between its threshold, e.g. 0.9976, and 1: two decimals read "1.00" on every point).
+LABEL_EXPRESSION = """'#' || "crossing_id" || ' ' || format_number("score", 4)"""
+
+QML_TEMPLATE = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.28.0" styleCategories="Symbology|Labeling">
   <renderer-v2 type="singleSymbol" symbollevels="0" enableorderby="0" forceraster="0">
     <symbols>
@@ -53,7 +58,7 @@ QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
   </renderer-v2>
   <labeling type="simple">
     <settings calloutType="simple">
-      <text-style fieldName="format_number(&quot;score&quot;, 2)" isExpression="1" fontSize="8"
+      <text-style fieldName="{label}" isExpression="1" fontSize="8"
                   textColor="255,40,0,255" fontWeight="75">
         <text-buffer bufferDraw="1" bufferSize="0.8" bufferColor="255,255,255,255"/>
       </text-style>
@@ -64,6 +69,7 @@ QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
   <layerGeometryType>0</layerGeometryType>
 </qgis>
 """
+QML = QML_TEMPLATE.replace("{label}", escape(LABEL_EXPRESSION, {'"': "&quot;", "'": "&apos;"}))
 
 SLD = """<?xml version="1.0" encoding="UTF-8"?>
 <StyledLayerDescriptor version="1.1.0" xmlns="http://www.opengis.net/sld" xmlns:se="http://www.opengis.net/se">
@@ -170,9 +176,12 @@ def _write_gpkg(gdf, tmp: Path, layer: str, meta: dict[str, str], description: s
 
     pyogrio.write_dataframe(gdf, tmp, layer=layer, driver="GPKG", layer_metadata=meta or None,
                             layer_options={"DESCRIPTION": description} if description else None)
+    # QGIS applies a stored style only to the layer whose table AND geometry column it names (GDAL calls the
+    # column "geom" in a GeoPackage; ask rather than assume).
+    geometry_column = pyogrio.read_info(tmp, layer=layer)["geometry_name"] or "geom"
     style = pd.DataFrame({
         "f_table_catalog": [""], "f_table_schema": [""], "f_table_name": [layer],
-        "f_geometry_column": ["geometry"], "styleName": [layer], "styleQML": [QML], "styleSLD": [SLD],
+        "f_geometry_column": [geometry_column], "styleName": [layer], "styleQML": [QML], "styleSLD": [SLD],
         "useAsDefault": [True], "description": ["geodrain default style"], "owner": [""], "ui": [""],
         "update_time": [pd.Timestamp.now(tz="UTC").tz_localize(None)],
     })
