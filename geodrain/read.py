@@ -533,7 +533,7 @@ def _cover(f: InputFile, grid: Grid, cell: int, blocks: np.ndarray | None, shape
     else:
         data = ~blocks
         bh, bw = -(-f.height // data.shape[0]), -(-f.width // data.shape[1])
-    m = ~f.transform * grid.transform            # grid px -> file px (axis-aligned, maybe flipped)
+    m = ~f.transform @ grid.transform            # grid px -> file px (axis-aligned, maybe flipped)
     ii = np.zeros((data.shape[0] + 1, data.shape[1] + 1), np.int64)
     ii[1:, 1:] = data.cumsum(0).cumsum(1)
 

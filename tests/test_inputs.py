@@ -206,3 +206,28 @@ def test_sparse_raster_skips_its_empty_blocks(scene, random_bundle, tmp_path):
     assert r.area_km2 == pytest.approx(1600.0)
     assert 1595 < r.empty_km2 < 1600                 # all but the blocks around the written area
     assert "without data, skipped" in r.summary()
+
+
+def test_dense_engine_on_a_partly_valid_block_scores_as_the_chip_engine(scene, random_bundle):
+    """The dense engine convolves only the part of a block its kept windows cover: same scores."""
+    from geodrain.detect import BlockReader, make_engine, run_config
+    from geodrain.infer.runtime import resolve_device
+    from geodrain.model.bundle import load_bundle
+    from geodrain.read import open_source
+    from geodrain.window import WindowGrid, plan_blocks
+
+    d, img = scene
+    collar = img.copy()
+    collar[:, :, :200] = 0
+    collar[:, 220:] = 0
+    bundle = load_bundle(random_bundle)
+    with open_source(write_raster(d / "collar.tif", collar, nodata=0)) as src:
+        grid = WindowGrid(src.grid.width, src.grid.height, 100, 24, bundle.context_px)
+        plan = plan_blocks(grid, 512)[0]
+        block = BlockReader(src, grid, None, 0.5, 1, 1).prepare(plan)
+        assert 0 < block.n_windows < block.keep.size
+        cfg = run_config(bundle, DetectOptions(device="cpu"), resolve_device("cpu"))
+        dense = make_engine("dense", bundle, cfg, grid, 512).run(block)
+        chip = make_engine("chip", bundle, cfg, grid, 512).run(block)
+    assert np.array_equal(dense.rows, chip.rows) and np.array_equal(dense.cols, chip.cols)
+    assert np.abs(dense.logits - chip.logits).max() < 1e-4 and np.abs(dense.reg - chip.reg).max() < 1e-4
