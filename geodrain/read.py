@@ -139,6 +139,8 @@ def inspect_file(path: str | Path, bands: Sequence[int]) -> InputFile:
     virtual = is_virtual(path)
     if not virtual and not os.path.exists(path):
         raise RasterError(f"raster not found: {path}")
+    if not virtual and os.path.isdir(path):
+        raise RasterError(f"{path} is a folder, not a raster (give the GeoTIFF or VRT inside it)")
     try:
         src = rasterio.open(path)
     except (RasterioIOError, RasterioError) as e:

@@ -73,7 +73,7 @@ def tiny_bundle(tmp_path_factory):
 def test_profile_bundle_cpu_end_to_end(tiny_bundle, tmp_path) -> None:
     out = tmp_path / "prof"
     rep = profile_bundle(tiny_bundle, [1, 2], device="cpu", out_dir=out, iters=3, profile_iters=2,
-                         progress=False)
+                         progress=False, record=True)
     assert rep.mode == "cpu" and [b.batch_size for b in rep.batches] == [1, 2]
     for b in rep.batches:
         assert b.ok and b.chips_per_s > 0 and b.peak_mb > 0
@@ -98,9 +98,11 @@ def test_profile_cli_cpu(tiny_bundle, tmp_path) -> None:
 
     out = tmp_path / "cli"
     args = ["profile", str(tiny_bundle), "--device", "cpu", "--batch-sizes", "1,2", "--iters", "2",
-            "--profile-iters", "1", "--no-plots", "--no-record", "-o", str(out), "-q"]
+            "--profile-iters", "1", "--no-plots", "-o", str(out), "-q"]
+    manifest = (tiny_bundle / "manifest.json").read_bytes()
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
+    assert (tiny_bundle / "manifest.json").read_bytes() == manifest     # recorded only with --record
     assert (out / "profile.md").is_file() and not (out / "throughput.png").exists()
     res = CliRunner().invoke(cli, ["profile", str(tiny_bundle), "--device", "cpu", "--precision", "fp16", "-q"])
     assert res.exit_code == 1 and "CUDA" in res.output

@@ -202,7 +202,7 @@ def tiny_bundle(tmp_path_factory):
 def test_schedule_bundle_cpu_end_to_end(tiny_bundle, tmp_path) -> None:
     out = tmp_path / "report"
     rep = schedule_bundle(tiny_bundle, device="cpu", batch_sizes=[1, 2], out_dir=out, progress=False,
-                          options=ScheduleOptions(repeats=2), engine_iters=2)
+                          options=ScheduleOptions(repeats=2), engine_iters=2, record=True)
     assert rep.cost_model == "cpu" and "no CUDA" in rep.cost_note
     assert [b.batch_size for b in rep.batches] == [1, 2]
     assert all(b.outputs_equal and b.max_abs_diff == 0.0 for b in rep.batches)

@@ -7,6 +7,8 @@ usage errors (a bad option value, an unknown command), with click's exit status 
 
 from __future__ import annotations
 
+import signal
+import threading
 import warnings
 
 import click
@@ -23,6 +25,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None, _de
         _default(message, category, filename, lineno, file, line)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``kill``, a container stopping): handled as Ctrl-C is, so that the same clean-up
+    runs (temporaries removed, nothing partial published) and the run ends with one line, exit 143."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 class GeodrainGroup(click.Group):
     """A group that reports library user errors as one line instead of a traceback."""
 
@@ -30,7 +41,14 @@ class GeodrainGroup(click.Group):
         with warnings.catch_warnings():
             warnings.simplefilter("always", GeodrainWarning)
             warnings.showwarning = _show_warning
-            return self._invoke(ctx)
+            previous = None
+            if threading.current_thread() is threading.main_thread():
+                previous = signal.signal(signal.SIGTERM, _terminate)
+            try:
+                return self._invoke(ctx)
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
 
     def _invoke(self, ctx: click.Context):
         try:
@@ -44,6 +62,9 @@ class GeodrainGroup(click.Group):
             where = e.ctx.command_path if e.ctx is not None else ctx.command_path
             click.echo(f"geodrain: error: {msg} (see {where} --help)", err=True)
             ctx.exit(e.exit_code)
+        except Terminated:
+            click.echo("geodrain: interrupted (terminated by SIGTERM)", err=True)
+            ctx.exit(143)
         except KeyboardInterrupt:
             click.echo("geodrain: interrupted", err=True)
             ctx.exit(130)

@@ -6,17 +6,15 @@ import json
 
 import click
 
-from .options import device_opt
+from .options import device_opt, merge_radius_opt, stride_opt, tolerance_opt
 
 
 @click.command(short_help="Tune a bundle's detection threshold on labelled scenes.")
 @click.argument("bundle", type=click.Path())
 @click.argument("scenes", nargs=-1, required=True, type=click.Path())
-@click.option("--tolerance", type=float, default=10.0, show_default=True, help="Matching tolerance (m).")
-@click.option("--stride", type=click.IntRange(min=1), default=None,
-              help="Window step (px) to calibrate at and record (default: the bundle's).")
-@click.option("--merge-radius", "merge_radius_m", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Merge radius (m) to calibrate at and record (default: the bundle's).")
+@tolerance_opt
+@stride_opt("Window step (px) to calibrate at and record (default: the bundle's)")
+@merge_radius_opt("Merge radius (m) to calibrate at and record (default: the bundle's)")
 @click.option("--record/--no-record", default=True, show_default=True,
               help="Store the threshold (with the stride and merge radius) in the bundle's manifest.")
 @device_opt

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import click
 
-from .options import overwrite_opt, quiet_opt, seed_opt
+from .options import NON_NEGATIVE, PROBABILITY, MultipleOf, overwrite_opt, quiet_opt, seed_opt
 
 
 @click.command(short_help="Cut a labelled raster into VOC chips.")
 @click.argument("raster", type=click.Path())
 @click.argument("truth", type=click.Path(), required=False)
 @click.option("-o", "--output", "output", required=True, type=click.Path(), help="Chip folder to write.")
-@click.option("--jitter", "jitter_m", type=float, default=4.0, show_default=True,
-              help="Maximum offset (m) of a positive chip's centre from its crossing.")
-@click.option("--negatives", "neg_ratio", type=float, default=2.0, show_default=True,
-              help="Negative chips per positive chip.")
-@click.option("--hard-fraction", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--jitter", "jitter_m", type=NON_NEGATIVE, default=4.0, show_default=True,
+              help="Maximum offset (m, >= 0) of a positive chip's centre from its crossing.")
+@click.option("--negatives", "neg_ratio", type=NON_NEGATIVE, default=2.0, show_default=True,
+              help="Negative chips per positive chip (>= 0).")
+@click.option("--hard-fraction", type=PROBABILITY, default=0.5, show_default=True,
               help="Share of negatives placed near hard negatives (road intersections, waterways, streams).")
-@click.option("--context", "context_px", type=int, default=0, show_default=True,
+@click.option("--context", "context_px", type=MultipleOf(8), default=0, show_default=True,
               help="Pixels of context around the 100 px window (a multiple of 8; 0 = the paper's chips).")
 @seed_opt
 @overwrite_opt
@@ -30,8 +30,6 @@ def chips(raster, truth, output, jitter_m, neg_ratio, hard_fraction, context_px,
     """
     from ..datasets.chips import write_chips
 
-    if context_px % 8 or context_px < 0:
-        raise click.BadParameter("must be a non-negative multiple of 8", param_hint="--context")
     s = write_chips(raster, truth, output, jitter_m=jitter_m, neg_ratio=neg_ratio, hard_fraction=hard_fraction,
                     context_px=context_px, seed=seed, overwrite=overwrite, quiet=quiet)
     if not quiet:

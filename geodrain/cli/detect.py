@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import click
 
-from .options import device_opt, model_opt, overwrite_opt, parse_int_list, quiet_opt
+from .options import (COUNT, PROBABILITY, Scale, device_opt, merge_radius_opt, model_opt, overwrite_opt,
+                      parse_int_list, quiet_opt, stride_opt)
+
+# a block is at least this many pixels a side (smaller blocks only multiply the per-block work)
+MIN_BLOCK_PX = 128
 
 
 @click.command(short_help="Detect drainage crossings in NAIP imagery.")
@@ -14,14 +18,12 @@ from .options import device_opt, model_opt, overwrite_opt, parse_int_list, quiet
 @model_opt
 @click.option("--bands", default="1,2,3,4", show_default=True,
               help="File bands read as R, G, B, NIR, in that order.")
-@click.option("--stride", type=click.IntRange(min=1), default=None,
-              help="Window step in model pixels (default: the bundle's, the one its threshold was calibrated "
-                   "at; the dense engine needs a multiple of 8).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="Crossing probability threshold (default: the bundle's, tuned on validation).")
-@click.option("--merge-radius", "merge_radius_m", type=float, default=None,
-              help="Detections closer than this many metres are one crossing (default: the bundle's).")
-@click.option("--min-valid", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@stride_opt("Window step in model pixels (default: the bundle's, the one its threshold was calibrated at; the "
+            "dense engine needs a multiple of 8)")
+@click.option("--threshold", type=PROBABILITY, default=None,
+              help="Crossing probability threshold, 0 to 1 (default: the bundle's, calibrated with its stride).")
+@merge_radius_opt("Detections closer than this many metres are one crossing (default: the bundle's)")
+@click.option("--min-valid", type=PROBABILITY, default=0.5, show_default=True,
               help="Skip windows with a smaller share of valid (not nodata/masked/outside) pixels.")
 @click.option("--aoi", type=click.Path(), default=None,
               help="Polygon file (any CRS), e.g. a watershed boundary: detect only inside it. Invalid "
@@ -33,15 +35,18 @@ from .options import device_opt, model_opt, overwrite_opt, parse_int_list, quiet
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
               help="Run the model with torch or with ONNX Runtime (chip engine).")
 @device_opt
-@click.option("--batch-size", type=int, default=None,
-              help="Chips per batch (default: the bundle's profiled best for this device).")
+@click.option("--batch-size", type=COUNT, default=None,
+              help="Chips per batch, >= 1 (default: the bundle's profiled best for this device; bounded by the "
+                   "memory available).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default=None,
               help="Arithmetic precision on the GPU (default: the bundle's tuned choice, else fp16).")
-@click.option("--block-size", "block_px", type=int, default=None,
-              help="Pixels per block side read at once (default 1024 on CPU, 2048 on GPU).")
-@click.option("--read-threads", type=int, default=None, help="Background reading threads.")
-@click.option("--scale", default="auto", show_default=True,
-              help="Multiply input values by this to reach 8-bit DN; 'auto' scales non-8-bit input by "
+@click.option("--block-size", "block_px", type=click.IntRange(min=MIN_BLOCK_PX), default=None,
+              help=f"Pixels per block side read at once, >= {MIN_BLOCK_PX} (default 1024 on CPU, 2048 on GPU; "
+                   "bounded by the memory available).")
+@click.option("--read-threads", type=click.IntRange(1, 256), default=None,
+              help="Background reading threads, 1 to 256 (default: 2, or the cores for the dense engine on a GPU).")
+@click.option("--scale", type=Scale(), default="auto", show_default=True,
+              help="Multiply input values by this (> 0) to reach 8-bit DN; 'auto' scales non-8-bit input by "
                    "its 99.9th percentile.")
 @click.option("--force", is_flag=True, default=False,
               help="Run on input coarser than 2.5 x the model's GSD (2.5 m for the 1 m model), which is refused "
@@ -61,8 +66,8 @@ def detect(inputs, output, model, bands, stride, threshold, merge_radius_m, min_
     opts = DetectOptions(stride=stride, threshold=threshold, merge_radius_m=merge_radius_m, min_valid=min_valid,
                          bands=tuple(parse_int_list(bands, "--bands")), engine=engine, backend=backend,
                          device=device, batch_size=batch_size, precision=precision, block_px=block_px,
-                         read_threads=read_threads, aoi=aoi, aoi_layer=aoi_layer,
-                         scale=scale if scale == "auto" else float(scale), force=force, overwrite=overwrite)
+                         read_threads=read_threads, aoi=aoi, aoi_layer=aoi_layer, scale=scale, force=force,
+                         overwrite=overwrite)
     result = run_detect(list(inputs), output, model=model, options=opts, progress=not quiet)
     if not quiet:
         click.echo(f"{result.output}: {result.summary()}")

@@ -6,12 +6,13 @@ import json
 
 import click
 
+from .options import tolerance_opt
+
 
 @click.command(short_help="Score predicted crossings against truth.")
 @click.argument("pred", type=click.Path())
 @click.argument("truth", type=click.Path())
-@click.option("--tolerance", type=float, default=10.0, show_default=True,
-              help="A prediction within this many metres of a true crossing matches it (one to one).")
+@tolerance_opt
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def evaluate(pred, truth, tolerance, as_json):
     """Compare PRED (geodrain detect output) with TRUTH (points, e.g. truth.gpkg of geodrain synth)."""

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import click
 
-from .options import device_opt, overwrite_opt, quiet_opt
+from .options import POSITIVE, PROBABILITY, device_opt, overwrite_opt, quiet_opt, tolerance_opt
 
 
 @click.command(short_help="Mine a bundle's hard examples on labelled scenes.")
 @click.argument("bundle", type=click.Path())
 @click.argument("scenes", nargs=-1, required=True, type=click.Path())
-@click.option("--floor", type=float, default=0.5, show_default=True,
-              help="Detections scoring at least this are mined as false positives when no crossing is near.")
-@click.option("--clear", "clear_m", type=float, default=40.0, show_default=True,
-              help="Distance (m) from every true crossing beyond which a detection is a false positive.")
-@click.option("--tolerance", type=float, default=10.0, show_default=True,
-              help="A crossing with no detection within this (m) at the bundle's threshold is missed.")
+@click.option("--floor", type=PROBABILITY, default=0.5, show_default=True,
+              help="Detections scoring at least this (0 to 1) are mined as false positives when no crossing is "
+                   "near.")
+@click.option("--clear", "clear_m", type=POSITIVE, default=40.0, show_default=True,
+              help="Distance (m, > 0) from every true crossing beyond which a detection is a false positive.")
+@tolerance_opt
 @device_opt
 @overwrite_opt
 @quiet_opt

@@ -7,7 +7,7 @@ import sys
 import click
 from tqdm import tqdm
 
-from .options import device_opt, overwrite_opt, parse_int_list, quiet_opt, seed_opt
+from .options import POSITIVE, PROBABILITY, context_opt, device_opt, lr_opt, overwrite_opt, parse_int_list, quiet_opt, seed_opt, workers_opt
 
 
 def _float_list(text: str | None, name: str) -> list[float] | None:
@@ -26,8 +26,8 @@ def _float_list(text: str | None, name: str) -> list[float] | None:
 @click.option("--strategy", type=click.Choice(["exact", "random", "tpe"]), default="exact", show_default=True,
               help="exact: measure e(n) for all, train in descending e(n) until the first feasible; random (the "
                    "paper's) or tpe: Optuna samplers with the accuracy constraint.")
-@click.option("--min-ap", type=float, default=0.97, show_default=True,
-              help="Accuracy constraint A on the validation chip AP.")
+@click.option("--min-ap", type=PROBABILITY, default=0.97, show_default=True,
+              help="Accuracy constraint A on the validation chip AP (0 to 1).")
 @click.option("--efficiency", "metric", type=click.Choice(["throughput", "latency"]), default="throughput",
               show_default=True, help="e(n): chips/s at the best batch size, or 1 / latency at batch 1.")
 @click.option("--space", type=click.Choice(["paper", "extended"]), default="paper", show_default=True,
@@ -38,7 +38,7 @@ def _float_list(text: str | None, name: str) -> list[float] | None:
 @click.option("--width", default=None, metavar="W,W,...", help="Restrict the conv width multiplier (0.25,0.5,1).")
 @click.option("--trials", type=click.IntRange(1), default=None,
               help="Total trials of the study, resumed runs included [default: exact none, random/tpe 20].")
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=None,
+@click.option("--timeout", type=POSITIVE, default=None,
               help="Seconds for this run; no new measurement or training starts after it.")
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True, help="Epochs per candidate.")
 @click.option("--crops", "samples_per_epoch", type=click.IntRange(1), default=2000, show_default=True,
@@ -46,14 +46,13 @@ def _float_list(text: str | None, name: str) -> list[float] | None:
 @click.option("--crop-windows", type=click.IntRange(1), default=9, show_default=True,
               help="Windows per crop side (scene data).")
 @click.option("--batch-size", type=click.IntRange(1), default=20, show_default=True, help="Training batch size.")
-@click.option("--lr", type=float, default=0.005, show_default=True)
-@click.option("--context", "context_px", type=int, default=16, show_default=True,
-              help="Pixels of context around each window (multiple of 8).")
+@lr_opt
+@context_opt
 @click.option("--measure-batches", default=None, metavar="N,N,...",
               help="Batch sizes of the throughput sweep [default: GPU 128,256,512,1024; CPU 1,4].")
 @click.option("--iters", type=click.IntRange(1), default=None,
               help="Timed runs per batch size (median) [default: GPU 5, CPU 3].")
-@click.option("--workers", type=int, default=0, show_default=True, help="Data-loading processes.")
+@workers_opt
 @device_opt
 @seed_opt
 @overwrite_opt
@@ -67,8 +66,6 @@ def nas(data, output, strategy, min_ap, metric, space, k1, spp, fc, width, trial
     from ..nas import build_space, search
     from ..training import TrainConfig
 
-    if context_px % 8 or context_px < 0:
-        raise click.BadParameter("must be a non-negative multiple of 8", param_hint="--context")
     archs = build_space(space, k1=parse_int_list(k1, "--k1"), spp=parse_int_list(spp, "--spp"),
                         fc=parse_int_list(fc, "--fc"), width=_float_list(width, "--width"))
     config = TrainConfig(context_px=context_px, epochs=epochs, batch_size=batch_size, lr=lr,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import device_opt, model_opt, overwrite_opt, parse_int_list, quiet_opt
+from .options import POSITIVE, PROBABILITY, device_opt, model_opt, overwrite_opt, parse_int_list, quiet_opt
 from .schedule import pick_bundle
 
 
@@ -18,15 +18,16 @@ from .schedule import pick_bundle
               help="Override the engine's precision (default: the tuned engine's, else fp16 on CUDA, fp32 on CPU).")
 @click.option("--channels-last/--no-channels-last", default=None, help="Override the memory format.")
 @click.option("--cuda-graph/--no-cuda-graph", default=None, help="Override CUDA-graph replay.")
-@click.option("--memory-cap-gb", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--memory-cap-gb", type=POSITIVE, default=None,
               help="Largest peak memory a chosen batch size may need (default: 80 % of the device's memory).")
-@click.option("--tolerance", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+@click.option("--tolerance", type=PROBABILITY, default=0.05, show_default=True,
               help="Pick the smallest batch within this fraction of the best throughput.")
 @click.option("--iters", type=click.IntRange(1), default=20, show_default=True, help="Timed calls per batch size.")
 @click.option("--profile-iters", type=click.IntRange(1), default=10, show_default=True,
               help="Profiled calls per batch size.")
-@click.option("--record/--no-record", default=True, show_default=True,
-              help="Record the chosen batch size in the bundle's manifest.")
+@click.option("--record/--no-record", default=False, show_default=True,
+              help="Record the chosen batch size in the bundle's manifest (rewrites its manifest.json; never "
+                   "done unless asked).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write PNG plots.")
 @click.option("-o", "--output", "out_dir", type=click.Path(), default=None,
               help="Report folder (JSON, CSV, Markdown, PNG).")
@@ -44,8 +45,6 @@ def profile(bundle, model, device, batch_sizes, precision, channels_last, cuda_g
     from ..profiling import profile_bundle
 
     sizes = parse_int_list(batch_sizes, "--batch-sizes")
-    if min(sizes) < 1:
-        raise click.BadParameter("batch sizes must be positive", param_hint="--batch-sizes")
     report = profile_bundle(pick_bundle(bundle, model), sizes, device=device, precision=precision,
                             channels_last=channels_last, cuda_graph=cuda_graph, memory_cap_gb=memory_cap_gb,
                             tolerance=tolerance, iters=iters, profile_iters=profile_iters, record=record,

@@ -34,8 +34,9 @@ def pick_bundle(bundle: str | None, model: str | None) -> str | None:
               help="Also time the engines (fp32, fp16/bf16 channels-last, CUDA graph, ONNX Runtime).")
 @click.option("--engine-batch", type=click.IntRange(1), default=None,
               help="Batch size for the engine timing (default: the sweep's fastest).")
-@click.option("--record/--no-record", default=True, show_default=True,
-              help="Record the fastest engine and the schedule in the bundle's manifest.")
+@click.option("--record/--no-record", default=False, show_default=True,
+              help="Record the fastest engine and the schedule in the bundle's manifest (rewrites its "
+                   "manifest.json; never done unless asked).")
 @click.option("-o", "--output", "out_dir", type=click.Path(), default=None,
               help="Report folder (JSON, Markdown, CSV).")
 @overwrite_opt
@@ -51,8 +52,6 @@ def schedule(bundle, model, device, batch_sizes, max_batch, cost, group_size, ma
     from ..schedule import ScheduleOptions, schedule_bundle
 
     sizes = parse_int_list(batch_sizes, "--batch-sizes")
-    if sizes and min(sizes) < 1:
-        raise click.BadParameter("batch sizes must be positive", param_hint="--batch-sizes")
     options = ScheduleOptions(max_group=group_size, max_groups=max_groups, cost=cost, repeats=repeats)
     report = schedule_bundle(pick_bundle(bundle, model), device=device, batch_sizes=sizes, max_batch=max_batch,
                              options=options, engines=engines, engine_batch=engine_batch, record=record,

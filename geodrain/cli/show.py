@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import overwrite_opt, parse_int_list
+from .options import overwrite_opt, parse_int_list, tolerance_opt
 
 
 @click.command(short_help="Render a quicklook PNG of detections on the raster.")
@@ -13,15 +13,20 @@ from .options import overwrite_opt, parse_int_list
 @click.option("-o", "--output", "output", required=True, type=click.Path(), help="PNG to write.")
 @click.option("--truth", type=click.Path(), default=None,
               help="True crossings: matched, missed and false detections are drawn differently.")
-@click.option("--tolerance", type=float, default=10.0, show_default=True, help="Matching tolerance (m).")
+@tolerance_opt
 @click.option("--cir", is_flag=True, help="Colour infrared (NIR, R, G) instead of true colour.")
 @click.option("--bands", default="1,2,3,4", show_default=True, help="File bands read as R, G, B, NIR.")
-@click.option("--max-side", type=int, default=1600, show_default=True, help="Longest side of the picture (px).")
+@click.option("--max-side", type=click.IntRange(64, 20000), default=1600, show_default=True,
+              help="Longest side of the picture (px).")
 @overwrite_opt
 def show(raster, crossings, output, truth, tolerance, cir, bands, max_side, overwrite):
     """Draw CROSSINGS (and --truth) on a downsampled view of RASTER, for a look before QGIS."""
     from ..quicklook import render_quicklook
 
+    band_list = parse_int_list(bands, "--bands")
+    if len(band_list) not in (3, 4) or (cir and len(band_list) != 4):
+        need = "4 bands (R, G, B, NIR) for --cir" if cir else "3 or 4 bands (R, G, B[, NIR])"
+        raise click.BadParameter(f"needs {need}, got {bands!r}", param_hint="--bands")
     out = render_quicklook(raster, crossings, output, truth=truth, tolerance=tolerance, cir=cir,
-                           bands=tuple(parse_int_list(bands, "--bands")), max_side=max_side, overwrite=overwrite)
+                           bands=tuple(band_list), max_side=max_side, overwrite=overwrite)
     click.echo(str(out))

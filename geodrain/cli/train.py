@@ -6,7 +6,8 @@ import json
 
 import click
 
-from .options import device_opt, overwrite_opt, quiet_opt, seed_opt
+from .options import (COUNT, NON_NEGATIVE, POSITIVE, Real, context_opt, device_opt, lr_opt, overwrite_opt,
+                      quiet_opt, seed_opt, workers_opt)
 
 
 @click.command(short_help="Train an SPP-Net and save a model bundle.")
@@ -14,22 +15,22 @@ from .options import device_opt, overwrite_opt, quiet_opt, seed_opt
 @click.option("-o", "--output", "output", required=True, type=click.Path(), help="Bundle folder to write.")
 @click.option("--arch", default="original", show_default=True,
               help="Preset (original, spp1, spp2, spp3), key (k3-s5-f4096) or the paper's notation.")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=20, show_default=True)
-@click.option("--lr", type=float, default=0.005, show_default=True)
-@click.option("--momentum", type=float, default=0.9, show_default=True)
-@click.option("--weight-decay", type=float, default=0.0005, show_default=True)
-@click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True)
-@click.option("--context", "context_px", type=int, default=16, show_default=True,
-              help="Pixels of image context around each window (multiple of 8; 16 makes chip and dense "
-                   "inference identical; 0 for the paper's bare 100 px chips).")
-@click.option("--crops", "samples_per_epoch", type=int, default=2000, show_default=True,
-              help="Training crops per epoch (scene data).")
-@click.option("--crop-windows", type=int, default=9, show_default=True,
-              help="Windows per crop side at the 8 px feature stride (scene data).")
+@click.option("--epochs", type=COUNT, default=10, show_default=True, help="Training epochs (>= 1).")
+@click.option("--batch-size", type=COUNT, default=20, show_default=True, help="Training batch size (>= 1).")
+@lr_opt
+@click.option("--momentum", type=Real(0, 1, max_open=True), default=0.9, show_default=True,
+              help="SGD momentum (0 <= m < 1).")
+@click.option("--weight-decay", type=NON_NEGATIVE, default=0.0005, show_default=True, help="L2 weight decay (>= 0).")
+@click.option("--val-fraction", type=Real(0.05, 0.5), default=0.2, show_default=True,
+              help="Share of the data held out for validation (0.05 to 0.5).")
+@context_opt
+@click.option("--crops", "samples_per_epoch", type=COUNT, default=2000, show_default=True,
+              help="Training crops per epoch (scene data, >= 1).")
+@click.option("--crop-windows", type=COUNT, default=9, show_default=True,
+              help="Windows per crop side at the 8 px feature stride (scene data, >= 1).")
 @click.option("--test", "test_paths", multiple=True, type=click.Path(),
               help="Held-out scenes or chip folders (e.g. unseen seeds) to report test metrics on.")
-@click.option("--workers", type=int, default=0, show_default=True, help="Data-loading processes.")
+@workers_opt
 @click.option("--init", "init", type=click.Path(), default=None,
               help="Start from this bundle's weights (fine-tuning); its architecture replaces --arch.")
 @click.option("--name", default=None, help="Bundle name (default: the folder name).")
@@ -43,7 +44,7 @@ from .options import device_opt, overwrite_opt, quiet_opt, seed_opt
               help="Windows whose crossing offset and size are trained: positive ones (crossing within 16 px of "
                    "the centre per axis), or near ones (within 32 px: also the band where the score is not "
                    "trained, whose windows detection still merges).")
-@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--max-seconds", type=POSITIVE, default=None,
               help="Time budget: stop after the last epoch expected to end within it.")
 @device_opt
 @seed_opt
@@ -56,8 +57,6 @@ def train(data, output, arch, epochs, batch_size, lr, momentum, weight_decay, va
     from ..model.arch import resolve_arch
     from ..training import TrainConfig, train as run_training
 
-    if context_px % 8 or context_px < 0:
-        raise click.BadParameter("must be a non-negative multiple of 8", param_hint="--context")
     if init is not None:
         from ..model.bundle import load_bundle
 

@@ -63,7 +63,7 @@ def profile_bundle(bundle: Bundle | str | Path | None, batch_sizes: Sequence[int
                    device: str | torch.device = "auto", precision: str | None = None,
                    channels_last: bool | None = None, cuda_graph: bool | None = None,
                    memory_cap_gb: float | None = None, tolerance: float = 0.05, iters: int = 20,
-                   profile_iters: int = 10, record: bool = True, out_dir: str | Path | None = None,
+                   profile_iters: int = 10, record: bool = False, out_dir: str | Path | None = None,
                    overwrite: bool = False, plots: bool = True, progress: bool = True) -> ProfileReport:
     """Profile the bundle's model per batch size (torch.profiler), pick the batch size, record it under
     ``inference[device_class]["batch_size"]`` with a ``"profile"`` summary, write the report folder."""

@@ -161,7 +161,7 @@ def schedule_model(model: torch.nn.Module, device: torch.device, batch_sizes: Se
 def schedule_bundle(bundle: Bundle | str | Path | None, *, device: str | torch.device = "auto",
                     batch_sizes: Sequence[int] | None = None, max_batch: int = 1024,
                     options: ScheduleOptions = ScheduleOptions(), engines: bool = True,
-                    engine_batch: int | None = None, engine_iters: int = 10, record: bool = True,
+                    engine_batch: int | None = None, engine_iters: int = 10, record: bool = False,
                     out_dir: str | Path | None = None, overwrite: bool = False,
                     progress: bool = True) -> ScheduleReport:
     """Run IOS on a bundle's model, time the engines, write the report folder and record the fastest
