@@ -28,7 +28,8 @@ from .errors import GeodrainWarning, RasterError
 from .infer.base import Engine
 from .infer.chip import ChipEngine
 from .infer.dense import MIN_EXACT_CONTEXT, DenseEngine
-from .infer.runtime import RunConfig, default_config, resolve_device
+from .infer.runtime import RunConfig, default_config, resolve_device, with_batch
+from .memory import fit as fit_memory
 from .merge import Candidates, Crossings, decode, merge_candidates
 from .model.bundle import Bundle, load_bundle
 from .model.sppnet import FEATURE_STRIDE
@@ -248,6 +249,12 @@ def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options:
     engine_kind = choose_engine(options.engine, options, bundle)
     config = run_config(bundle, options, device)
     block_px = options.block_px or default_block_px(device, engine_kind)
+    fitted = fit_memory(bundle.model, engine=engine_kind, batch_size=config.batch_size, block_px=block_px,
+                        stride=options.stride, raster_px=max(grid_w, grid_h), device=device,
+                        precision=config.precision)
+    for note in fitted.notes:
+        warnings.warn(note, GeodrainWarning, stacklevel=2)
+    config, block_px = with_batch(config, fitted.batch_size), fitted.block_px
     plans = plan_blocks(grid, block_px, source.block_shape, aoi.pixel_bounds if aoi else None)
     all_windows = sum(p.nrows * p.ncols for p in plans)
     coverage = source.coverage()
