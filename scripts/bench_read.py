@@ -23,7 +23,8 @@ import rasterio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import machine, table, tile_raster  # noqa: E402
 
-from geodrain.read import MIN_CACHE_BYTES, cache_bytes, open_source  # noqa: E402
+from geodrain.blocks import MIN_CACHE_BYTES, cache_bytes  # noqa: E402
+from geodrain.read import open_source  # noqa: E402
 from geodrain.synth import generate_scene  # noqa: E402
 from geodrain.window import WindowGrid, plan_blocks  # noqa: E402
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from geodrain.datasets.targets import encode_boxes
+from geodrain.model.boxes import encode_boxes
 from geodrain.infer.base import WindowScores
 from geodrain.merge import Candidates, decode, merge_candidates
 from geodrain.window import Block, BlockPlan, WindowGrid
