@@ -10,11 +10,11 @@
 #   6. scripts/bench_dense.py --gpu (dense engine end to end on a 16384² DEFLATE GeoTIFF, and its breakdown)
 #
 # Results go to RESULTS (default $OUT/results, tarred to $OUT/results.tgz after every step).
-#   scripts/gpu_session.sh            # sizes from the environment, defaults below
+#   scripts/recipes/gpu_session.sh            # sizes from the environment, defaults below
 # Environment: TRAIN_SEEDS, TEST_SEEDS, SIZE (4096), NAS_TIMEOUT (150), EPOCHS (12), CROPS (3000),
 # WORKERS (12), MOSAIC (16384), NAS_ARGS (extra arguments), PYTHON (python3), DRY=1 for a CPU dry run.
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 PY=${PYTHON:-python3}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
@@ -28,8 +28,8 @@ TEST_SEEDS=${TEST_SEEDS:-"9001 9002 9003"}
 DEVICE=${DEVICE:-cuda}
 mkdir -p "$RES" "$WORK/scenes"
 gd() { "$PY" -c 'import sys; from geodrain.cli import cli; sys.exit(cli())' "$@"; }
-# shellcheck source=scripts/gpu_lib.sh
-. "$ROOT/scripts/gpu_lib.sh"
+# shellcheck source=scripts/recipes/gpu_lib.sh
+. "$ROOT/scripts/recipes/gpu_lib.sh"
 
 "$PY" - > "$RES/env.txt" 2>&1 <<'EOF'
 import sys, os, torch
