@@ -59,12 +59,12 @@ def models_dir() -> Path | None:
     """The folder of deployed bundles: the installed package data, else the source checkout's ``models/``."""
     from importlib import resources
 
-    try:
-        folder = resources.files(DEPLOYED_PACKAGE)
+    try:   # a folder without __init__.py: files() gives a MultiplexedPath, its children are real paths
+        pointer = resources.files(DEPLOYED_PACKAGE) / "DEFAULT"
     except ModuleNotFoundError:
-        folder = None
-    if isinstance(folder, Path) and (folder / "DEFAULT").is_file():
-        return folder
+        pointer = None
+    if isinstance(pointer, Path) and pointer.is_file():
+        return pointer.parent
     if (CHECKOUT_MODELS / "DEFAULT").is_file():
         return CHECKOUT_MODELS
     return None
