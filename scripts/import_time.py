@@ -4,15 +4,18 @@
 (on a small generated raster) and `--version` import.
 
 Fresh processes each time (the operating system's file cache is warm after the first); medians of --repeats.
-On a loaded machine the wall times wander; the module lists do not.
+On a loaded machine the wall times wander; the module lists do not. ``--baseline DIR`` also times a folder
+holding another version of the package (e.g. ``git archive REV geodrain | tar -x -C DIR``), interleaved with
+this one, and reports the ratio.
 
-    python scripts/import_time.py --repeats 7
+    python scripts/import_time.py --repeats 7 --baseline /tmp/geodrain-old
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -23,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import machine  # noqa: E402
 
+NEUTRAL = tempfile.gettempdir()   # run from outside the checkout: `python -m` puts the working folder first
 HEAVY = ("torch", "numpy", "rasterio", "geopandas", "pandas", "scipy", "shapely", "pyogrio", "onnx",
          "onnxruntime", "optuna", "matplotlib", "tqdm")
 
@@ -39,23 +43,24 @@ print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))
 """ % (HEAVY,)
 
 
-def wall(cmd: list[str], repeats: int) -> float:
+def wall(cmd: list[str], repeats: int, env: dict | None = None) -> float:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
+        subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=NEUTRAL)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
 def imported(args: list[str]) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", PROBE, *args], check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", PROBE, *args], check=True, capture_output=True, text=True,
+                         cwd=NEUTRAL)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def importtime(module: str, top: int = 5) -> tuple[float, list[tuple[float, str]]]:
     """Cumulative import time of ``module`` (ms) and its slowest direct imports, from -X importtime."""
-    err = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], check=True,
+    err = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], check=True, cwd=NEUTRAL,
                          capture_output=True, text=True).stderr
     rows = []
     for line in err.splitlines():
@@ -71,14 +76,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--size", type=int, default=512, help="side (px) of the scene detect runs on")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a folder holding another version of the geodrain package, timed the same way")
     args = ap.parse_args()
     exe = [sys.executable, "-m", "geodrain.cli"]
+    base_env = None
+    if args.baseline is not None:
+        base_env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(args.baseline.resolve()), *filter(None, [os.environ.get("PYTHONPATH")])]))
     print(f"# import_time on {machine()}, {args.repeats} fresh processes each (median)")
-    rows = [("python -c pass", wall([sys.executable, "-c", "pass"], args.repeats)),
-            ("geodrain --version", wall([*exe, "--version"], args.repeats)),
-            ("geodrain --help", wall([*exe, "--help"], args.repeats))]
-    for name, s in rows:
-        print(f"{name:<22} {s:.3f} s")
+    print(f"{'':<22} {'this':>8}" + (f" {'baseline':>9} {'ratio':>6}" if base_env else ""))
+    for name, cmd in (("python -c pass", [sys.executable, "-c", "pass"]), ("geodrain --version", [*exe, "--version"]),
+                      ("geodrain --help", [*exe, "--help"])):
+        this, base = [], []
+        for _ in range(args.repeats):        # interleaved, so both see the same load
+            this.append(wall(cmd, 1))
+            if base_env:
+                base.append(wall(cmd, 1, base_env))
+        line = f"{name:<22} {statistics.median(this):7.3f}s"
+        if base:
+            b = statistics.median(base)
+            line += f" {b:8.3f}s {statistics.median(this) / b:6.2f}"
+        print(line)
     total, slowest = importtime("geodrain.cli")
     print(f"\n-X importtime: import geodrain.cli {total:.1f} ms cumulative; slowest: "
           + ", ".join(f"{n} {ms:.1f} ms" for ms, n in slowest))
