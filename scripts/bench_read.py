@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Concurrent block reads of a 4-band DEFLATE GeoTIFF with GDAL's block cache at 128 MB and at the size
-:func:`geodrain.read.block_cache` gives it, in one run: wall time, CPU time, Mpx/s and their ratios.
+:func:`geodrain.blocks.block_cache` gives it, in one run: wall time, CPU time, Mpx/s and their ratios.
 
 A pixel-interleaved tile is decoded once for all four bands only while its other bands stay in the cache;
 when concurrent reads overflow the cache, tiles are decoded again per band.

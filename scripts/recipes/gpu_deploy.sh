@@ -22,12 +22,8 @@
 #       scripts/recipes/gpu_deploy.sh          # dry run of the whole chain on a CPU
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT"
-PY=${PYTHON:-python3}
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-export TQDM_MININTERVAL=${TQDM_MININTERVAL:-30} PYTHONUNBUFFERED=1
-OUTDIR=${OUT:-/tmp/geodrain-gpu-out}
-RES=$OUTDIR/results
+# shellcheck source=scripts/recipes/gpu_lib.sh
+. "$ROOT/scripts/recipes/gpu_lib.sh"
 WORK=${WORK:-/tmp/geodrain-deploy}
 SIZE=${SIZE:-4096}
 TRAIN_SEEDS=${TRAIN_SEEDS:-$(seq -s ' ' 1001 1048)}
@@ -36,11 +32,9 @@ TEST_SEEDS=${TEST_SEEDS:-"9001 9002 9003"}
 DEVICE=${DEVICE:-cuda}
 ARCH_A=${ARCH_A:-k1-s3-f256}
 ARCH_B=${ARCH_B:-k3-s3-f256}
-mkdir -p "$RES" "$WORK/scenes"
+mkdir -p "$WORK/scenes"
 GD=("$PY" -m geodrain.cli)
 dirs() { local s; for s in "$@"; do printf '%s ' "$WORK/scenes/s$s"; done; }
-# shellcheck source=scripts/recipes/gpu_lib.sh
-. "$ROOT/scripts/recipes/gpu_lib.sh"
 
 "$PY" - > "$RES/env.txt" 2>&1 <<'EOF'
 import os, sys, torch
