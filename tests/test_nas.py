@@ -215,7 +215,9 @@ def test_cli_writes_leaderboard_plot_and_bundle(tmp_path, chips):
     assert len(rows) == 4 and [r["rank"] for r in rows] == ["1", "2", "3", "4"]
     win = [r for r in rows if r["status"] == "winner"]
     assert len(win) == 1 and win[0]["rank"] == "1" and win[0]["feasible"] == "yes"
-    assert float(win[0]["efficiency"]) == pytest.approx(1e3 / float(win[0]["latency_ms_b1"]), rel=1e-3)
+    # e(n) = 1 / latency, up to the CSV's rounding (efficiency to 0.1 chips/s, which on a loaded machine running
+    # at a few chips/s is more than 1e-3 of it)
+    assert float(win[0]["efficiency"]) == pytest.approx(1e3 / float(win[0]["latency_ms_b1"]), rel=1e-3, abs=0.051)
     assert sum(1 for r in rows if r["ap"]) == 1                 # exact trained only the winner
     assert (out / "pareto.png").stat().st_size > 1000
     b = load_bundle(out / "winner")
