@@ -10,9 +10,17 @@ from __future__ import annotations
 
 
 class GeodrainError(Exception):
-    """Base class of user-facing errors: the message is one line that names the problem."""
+    """Base class of user-facing errors: the message is one line that names the problem.
+
+    The message speaks of the library's own terms (no command-line flags); ``cli_hint`` maps a command option's
+    parameter name to how that option resolves the error, which the CLI adds where the command has it.
+    """
 
     exit_code = 1
+
+    def __init__(self, *args, cli_hint: dict[str, str] | None = None):
+        super().__init__(*args)
+        self.cli_hint = dict(cli_hint or {})
 
 
 class RasterError(GeodrainError, ValueError):
@@ -39,6 +47,10 @@ class DatasetError(GeodrainError, ValueError):
     """A chip dataset folder is empty or malformed."""
 
 
+class SettingsError(GeodrainError, ValueError):
+    """A setting (stride, threshold, batch size ...) is out of its range or does not fit the others."""
+
+
 class ArchitectureError(GeodrainError, ValueError):
     """An architecture name or notation is not in the search space."""
 
@@ -49,6 +61,21 @@ class SearchError(GeodrainError, RuntimeError):
 
 class DeviceError(GeodrainError, RuntimeError):
     """The requested device or engine is not available here."""
+
+
+class DependencyError(GeodrainError, ImportError):
+    """An optional dependency (a package extra) that this use needs is not installed."""
+
+
+def import_optional(module: str, extra: str, purpose: str):
+    """Import ``module``, or say in one line which extra of the package provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DependencyError(f"{purpose} needs {module.split('.')[0]}, which is not installed: "
+                              f"pip install 'geodrain[{extra}]'") from None
 
 
 class GeodrainWarning(UserWarning):

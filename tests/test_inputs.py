@@ -129,11 +129,13 @@ def test_disjoint_files_report_their_own_area(tmp_path, random_bundle):
 
 def test_coarse_input_is_refused_unless_forced(tmp_path, random_bundle):
     path = write_raster(tmp_path / "4m.tif", noise_image(100, 100), res=4.0)
-    with pytest.raises(RasterError, match="coarser than 2.5 x the model's 1 m.*--force"):
+    with pytest.raises(RasterError, match="coarser than 2.5 x the model's 1 m.*force the run"):
         _run(path, random_bundle)
-    with pytest.warns(GeodrainWarning, match="--force"):
+    with pytest.warns(GeodrainWarning, match="forced"):
         r = _run(path, random_bundle, force=True)
     assert r.evaluated > 0
+    res = CliRunner().invoke(cli, ["detect", str(path), "-o", str(tmp_path / "o.gpkg"), "-m", str(random_bundle), "-q"])
+    assert res.exit_code == 1 and res.stderr.strip().endswith("or force the run (--force runs it anyway)")
 
 
 def test_gdal_virtual_paths(tmp_path, random_bundle):
@@ -210,7 +212,8 @@ def test_sparse_raster_skips_its_empty_blocks(scene, random_bundle, tmp_path):
 
 def test_dense_engine_on_a_partly_valid_block_scores_as_the_chip_engine(scene, random_bundle):
     """The dense engine convolves only the part of a block its kept windows cover: same scores."""
-    from geodrain.detect import BlockReader, make_engine, run_config
+    from geodrain.blocks import BlockReader
+    from geodrain.infer.config import make_engine, run_config
     from geodrain.infer.runtime import resolve_device
     from geodrain.model.bundle import load_bundle
     from geodrain.read import open_source
@@ -226,7 +229,7 @@ def test_dense_engine_on_a_partly_valid_block_scores_as_the_chip_engine(scene, r
         plan = plan_blocks(grid, 512)[0]
         block = BlockReader(src, grid, None, 0.5, 1, 1).prepare(plan)
         assert 0 < block.n_windows < block.keep.size
-        cfg = run_config(bundle, DetectOptions(device="cpu"), resolve_device("cpu"))
+        cfg = run_config(bundle, resolve_device("cpu"))
         dense = make_engine("dense", bundle, cfg, grid, 512).run(block)
         chip = make_engine("chip", bundle, cfg, grid, 512).run(block)
     assert np.array_equal(dense.rows, chip.rows) and np.array_equal(dense.cols, chip.cols)

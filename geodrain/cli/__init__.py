@@ -1,8 +1,13 @@
 """The ``geodrain`` command: a click group of thin commands over the library (one module each).
 
 User errors (:class:`geodrain.errors.GeodrainError`) become one line on stderr and a non-zero exit; so do
-usage errors (a bad option value, an unknown command), with click's exit status 2. Warnings of the library
-(:class:`geodrain.errors.GeodrainWarning`) are one line ``geodrain: warning: ...`` each.
+usage errors (a bad option value, an unknown command), with click's exit status 2. The library says what is
+wrong; this layer adds how to change it with the command's options (``--overwrite`` for an existing output).
+Warnings of the library (:class:`geodrain.errors.GeodrainWarning`) are one line ``geodrain: warning: ...``
+each; SIGTERM ends a run as Ctrl-C does.
+
+Command modules import only click at import time and their library modules inside the command, so
+``geodrain --help`` and ``--version`` stay fast and a command loads only what it uses.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import warnings
 import click
 
 from .. import __version__
-from ..errors import GeodrainError, GeodrainWarning
+from ..errors import GeodrainError, GeodrainWarning, OutputExistsError
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
@@ -55,7 +60,7 @@ class GeodrainGroup(click.Group):
             return super().invoke(ctx)
         except GeodrainError as e:
             msg = " ".join(str(e).split()) or type(e).__name__
-            click.echo(f"geodrain: error: {msg}", err=True)
+            click.echo(f"geodrain: error: {msg}{_hint(e, ctx)}", err=True)
             ctx.exit(e.exit_code)
         except click.UsageError as e:
             msg = " ".join(e.format_message().split())
@@ -68,6 +73,16 @@ class GeodrainGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("geodrain: interrupted", err=True)
             ctx.exit(130)
+
+
+def _hint(e: GeodrainError, ctx: click.Context) -> str:
+    """How to resolve a user error with the options of the command that raised it."""
+    command = cli.commands.get(ctx.invoked_subcommand or "")
+    options = {p.name for p in command.params} if command is not None else set()
+    if isinstance(e, OutputExistsError) and "overwrite" in options:
+        return " (use --overwrite to replace it)"
+    hints = [text for name, text in getattr(e, "cli_hint", {}).items() if name in options]
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 @click.group(cls=GeodrainGroup, context_settings={"help_option_names": ["-h", "--help"]})
