@@ -2,24 +2,32 @@
 
 ``None`` in :class:`DetectOptions` means "the default": the window stride, threshold and merge radius the
 bundle was calibrated with; the engine, run configuration, block size and reading threads suited to the
-bundle on the device. :meth:`DetectOptions.resolve` fills them in once, before any pixel is read, so every
-stage receives concrete, checked values.
+bundle on the device. :meth:`DetectOptions.resolve` checks every value (:meth:`DetectOptions.check`: a range,
+never a 0 read as "the default") and fills the defaults in once, before any pixel is read, so every stage
+receives concrete, checked values. A stride the bundle has a calibration for (``Bundle.calibrations``) brings
+its own threshold and merge radius.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .blocks import default_read_threads
-from .errors import RasterError
-from .infer.config import choose_engine, default_block_px, run_config
+from .errors import GeodrainWarning, RasterError, SettingsError
+from .infer.config import ENGINES, MIN_BLOCK_PX, choose_engine, default_block_px, run_config
 from .infer.runtime import RunConfig
 from .model.bundle import Bundle
+from .model.sppnet import WINDOW_PX
 from .read import NAIP_BANDS
 from .window import MIN_VALID
+
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass
@@ -46,14 +54,57 @@ class DetectOptions:
     overwrite: bool = False
 
     def resolved(self, bundle: Bundle) -> "DetectOptions":
-        """A copy with the stride, threshold and merge radius the bundle was calibrated with filled in."""
-        return replace(self, stride=bundle.stride_px if self.stride is None else self.stride,
-                       threshold=bundle.threshold if self.threshold is None else self.threshold,
-                       merge_radius_m=bundle.merge_radius_m if self.merge_radius_m is None else self.merge_radius_m)
+        """A copy with the stride, threshold and merge radius filled in: the bundle's default stride and the
+        threshold and merge radius calibrated at the stride used (a stride the bundle was not calibrated at
+        keeps the default stride's, with a :class:`~geodrain.errors.GeodrainWarning`)."""
+        stride = bundle.stride_px if self.stride is None else self.stride
+        cal = bundle.calibration_for(stride)
+        if cal is None:
+            cal = bundle.calibration_for(bundle.stride_px) or {"threshold": bundle.threshold,
+                                                               "merge_radius_m": bundle.merge_radius_m}
+            missing = [what for what, given in (("threshold", self.threshold), ("merge radius", self.merge_radius_m))
+                       if given is None]
+            if missing:
+                known = ", ".join(f"{k} px" for k in bundle.calibrations)
+                warnings.warn(f"stride {stride} px is not one the bundle was calibrated at ({known}): using the "
+                              f"{' and '.join(missing)} calibrated at {bundle.stride_px} px, so precision and "
+                              f"recall may differ from the bundle's (calibrating the bundle at {stride} px records "
+                              "its own)", GeodrainWarning, stacklevel=3)
+        return replace(self, stride=stride,
+                       threshold=float(cal["threshold"]) if self.threshold is None else self.threshold,
+                       merge_radius_m=float(cal["merge_radius_m"]) if self.merge_radius_m is None
+                       else self.merge_radius_m)
+
+    def check(self) -> "DetectOptions":
+        """Refuse a value out of its range (a :class:`~geodrain.errors.SettingsError` naming the setting);
+        ``None`` stays "the default" and 0 is never read as one."""
+        checks = [
+            ("stride", self.stride, _int_in(1, WINDOW_PX), f"an integer from 1 to {WINDOW_PX} px (the window)"),
+            ("threshold", self.threshold, _real_in(0, 1), "a number from 0 to 1"),
+            ("merge_radius_m", self.merge_radius_m, _real_in(0, None, low_open=True), "a number > 0 (metres)"),
+            ("min_valid", self.min_valid, _real_in(0, 1), "a number from 0 to 1"),
+            ("batch_size", self.batch_size, _int_in(1, None), "an integer >= 1"),
+            ("block_px", self.block_px, _int_in(MIN_BLOCK_PX, None), f"an integer >= {MIN_BLOCK_PX} (pixels)"),
+            ("read_threads", self.read_threads, _int_in(1, 256), "an integer from 1 to 256"),
+            ("scale", self.scale, lambda v: v == "auto" or _real_in(0, None, low_open=True)(v),
+             "'auto' or a number > 0"),
+        ]
+        for name, value, ok, what in checks:
+            if value is not None and not ok(value):
+                raise SettingsError(f"{name} must be {what}, got {value!r}")
+        for name, value, choices in (("engine", self.engine, ENGINES), ("backend", self.backend, BACKENDS),
+                                     ("device", self.device, ("auto", "cpu", "cuda")),
+                                     ("precision", self.precision, (None, "fp32", "fp16", "bf16"))):
+            if value not in choices and not (name == "device" and str(value).startswith("cuda:")):
+                raise SettingsError(f"{name} must be one of {', '.join(c for c in choices if c)}, got {value!r}")
+        if not self.bands or any(not _int_in(1, None)(b) for b in self.bands):
+            raise SettingsError(f"bands must be band numbers from 1, got {self.bands!r}")
+        return self
 
     def resolve(self, bundle: Bundle, device: torch.device) -> "DetectSettings":
-        """Every setting of a run of ``bundle`` on ``device``; a band count the model cannot take is refused."""
-        o = self.resolved(bundle)
+        """Every setting of a run of ``bundle`` on ``device``, checked; a band count the model cannot take, or a
+        stride the automatic engine choice could only run very slowly, is refused."""
+        o = self.check().resolved(bundle)
         if len(o.bands) != bundle.arch.bands:
             raise RasterError(f"{len(o.bands)} band(s) selected ({', '.join(map(str, o.bands))}) but the model "
                               f"expects {bundle.arch.bands} ({', '.join(bundle.bands)})")
@@ -63,9 +114,26 @@ class DetectOptions:
         return DetectSettings(
             stride=int(o.stride), threshold=float(o.threshold), merge_radius_m=float(o.merge_radius_m),
             min_valid=float(o.min_valid), bands=tuple(o.bands), engine=engine, run=config,
-            block_px=o.block_px or default_block_px(device, engine),
-            read_threads=o.read_threads or default_read_threads(device, engine),
+            block_px=o.block_px if o.block_px is not None else default_block_px(device, engine),
+            read_threads=o.read_threads if o.read_threads is not None else default_read_threads(device, engine),
             aoi=o.aoi, aoi_layer=o.aoi_layer, scale=o.scale, force=o.force, overwrite=o.overwrite)
+
+
+def _int_in(low: int | None, high: int | None):
+    def ok(v) -> bool:
+        return (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and (low is None or v >= low)
+                and (high is None or v <= high))
+    return ok
+
+
+def _real_in(low: float | None, high: float | None, *, low_open: bool = False):
+    def ok(v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
+            return False
+        if low is not None and (v <= low if low_open else v < low):
+            return False
+        return high is None or v <= high
+    return ok
 
 
 @dataclass(frozen=True)

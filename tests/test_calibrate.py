@@ -61,3 +61,30 @@ def test_calibrate_command(random_bundle, scene):
     out = json.loads(res.output)
     assert out["stride_px"] == 16 and out["merge_radius_m"] == 25.0 and 0 <= out["threshold"] <= 1
     assert load_bundle(random_bundle).stride_px == 24
+
+
+def test_calibrations_by_stride(random_bundle, scene, tmp_path):
+    """A second stride calibrated without making it the default: detection at that stride uses its threshold
+    and merge radius; at the default stride, the default's."""
+    import warnings
+
+    from geodrain.errors import GeodrainWarning
+
+    path = tmp_path / "b"
+    shutil.copytree(random_bundle, path)
+    first = calibrate_threshold(load_bundle(path), [scene], device="cpu", stride=16, merge_radius_m=25.0)
+    second = calibrate_threshold(load_bundle(path), [scene], device="cpu", stride=24, merge_radius_m=30.0,
+                                 default=False)
+    b = load_bundle(path)
+    assert (b.stride_px, b.threshold, b.merge_radius_m) == (16, first["threshold"], 25.0)
+    assert sorted(b.calibrations) == [16, 24]
+    assert b.calibration_for(24)["threshold"] == second["threshold"] and b.calibration_for(24)["merge_radius_m"] == 30
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GeodrainWarning)        # calibrated strides: no warning
+        at24 = DetectOptions(stride=24).resolved(b)
+        at16 = DetectOptions().resolved(b)
+    assert (at24.threshold, at24.merge_radius_m) == (second["threshold"], 30.0)
+    assert (at16.stride, at16.threshold, at16.merge_radius_m) == (16, first["threshold"], 25.0)
+    with pytest.warns(GeodrainWarning, match="stride 8 px is not one the bundle was calibrated at"):
+        at8 = DetectOptions(stride=8).resolved(b)
+    assert (at8.threshold, at8.merge_radius_m) == (first["threshold"], 25.0)

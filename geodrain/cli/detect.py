@@ -7,7 +7,8 @@ import click
 from .options import (COUNT, PROBABILITY, Scale, device_opt, merge_radius_opt, model_opt, overwrite_opt,
                       parse_int_list, quiet_opt, stride_opt)
 
-# a block is at least this many pixels a side (smaller blocks only multiply the per-block work)
+# a block is at least this many pixels a side (geodrain.infer.config.MIN_BLOCK_PX; not imported, so that
+# parsing the command line does not load torch)
 MIN_BLOCK_PX = 128
 
 

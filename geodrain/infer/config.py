@@ -6,9 +6,11 @@ this device class) and the device, with the user's overrides (:class:`geodrain.s
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
-from ..errors import RasterError
+from ..errors import GeodrainWarning, RasterError, SettingsError
 from ..model.bundle import Bundle
 from ..model.sppnet import FEATURE_STRIDE
 from ..window import WindowGrid
@@ -18,26 +20,41 @@ from .dense import MIN_EXACT_CONTEXT, DenseEngine
 from .runtime import RunConfig, default_config
 
 ENGINES = ("auto", "dense", "chip")
+MIN_BLOCK_PX = 128     # a smaller block only multiplies the per-block work
 
 
 def choose_engine(name: str, backend: str, stride: int, bundle: Bundle) -> str:
     """``dense`` or ``chip``: the one named, or (``auto``) dense when the stride and the bundle's context let
-    it give the chip engine's results, chip otherwise and for ONNX Runtime."""
+    it give the chip engine's results, chip for ONNX Runtime.
+
+    ``auto`` never falls back to the chip engine silently: it is about 100 x slower on a CPU at the deployed
+    stride. A stride the dense engine cannot run is refused (the chip engine runs it when asked for); a bundle
+    trained without enough context runs the chip engine, with a warning."""
     if name not in ENGINES:
         raise RasterError(f"unknown engine {name!r}: use auto, dense or chip")
     if name != "auto":
         return name
     if backend == "onnx":
         return "chip"
-    dense_ok = stride % FEATURE_STRIDE == 0 and bundle.context_px >= MIN_EXACT_CONTEXT
-    return "dense" if dense_ok else "chip"
+    if stride % FEATURE_STRIDE:
+        raise SettingsError(
+            f"stride {stride} px is not a multiple of {FEATURE_STRIDE}: the dense engine cannot run it and the chip "
+            f"engine, which can, is about 100 x slower; use a stride of {FEATURE_STRIDE}, {2 * FEATURE_STRIDE}, "
+            f"{3 * FEATURE_STRIDE} ... px, or choose the chip engine explicitly",
+            cli_hint={"engine": "--engine chip runs it"})
+    if bundle.context_px < MIN_EXACT_CONTEXT:
+        warnings.warn(f"the bundle was trained with {bundle.context_px} px of context (the dense engine needs "
+                      f"{MIN_EXACT_CONTEXT} to give the chip engine's scores): running the chip engine, which is "
+                      "much slower", GeodrainWarning, stacklevel=3)
+        return "chip"
+    return "dense"
 
 
 def run_config(bundle: Bundle, device: torch.device, *, backend: str = "torch", batch_size: int | None = None,
                precision: str | None = None, cuda_graph: bool | None = None) -> RunConfig:
     """The tuned configuration for this device class (``geodrain schedule`` / ``profile``), with overrides."""
     tuned = bundle.tuned(device)
-    batch = batch_size or bundle.best_batch_size(device)
+    batch = bundle.best_batch_size(device) if batch_size is None else batch_size
     if backend == "onnx":
         return RunConfig("onnx", str(device), "fp32", False, False, batch)
     if "engine" in tuned and tuned["engine"].get("backend", "torch") == "torch":
@@ -47,6 +64,10 @@ def run_config(bundle: Bundle, device: torch.device, *, backend: str = "torch", 
     precision = precision or base.precision
     graph = base.cuda_graph if cuda_graph is None else cuda_graph
     if device.type != "cuda":
+        asked = [what for what, given in (("fp16", precision == "fp16"), ("CUDA graphs", cuda_graph)) if given]
+        if asked:
+            warnings.warn(f"{' and '.join(asked)} need a CUDA device: running fp32 on the {device.type}",
+                          GeodrainWarning, stacklevel=3)
         precision, graph = ("fp32" if precision == "fp16" else precision), False
     return RunConfig("torch", str(device), precision, base.channels_last and device.type == "cuda", graph, batch)
 

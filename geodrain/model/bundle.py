@@ -9,8 +9,14 @@
         model.onnx      the chip model, dynamic batch, raw DN input, output (N, 5)
 
 A bundle is written to a temporary folder beside its destination and renamed into place, so a
-half-written bundle never looks complete. Loading checks the manifest, the checksums and that the weights
-fit the declared architecture; every failure is a one-line :class:`~geodrain.errors.BundleError`.
+half-written bundle never looks complete. Loading checks the manifest against its schema (:data:`SCHEMA`: every
+field's type and range, once, with a message naming the field), the checksums and that the weights fit the
+declared architecture; every failure is a one-line :class:`~geodrain.errors.BundleError`.
+
+Detection settings come calibrated together: ``stride_px``, ``threshold`` and ``merge_radius_m`` are the
+default, and ``calibrations`` may hold more window strides, each with the threshold and merge radius calibrated
+at it (``{"24": {"threshold": 0.986, "merge_radius_m": 30.0, ...}}``; an entry may later carry a per-stride
+score calibrator beside them). :meth:`Bundle.calibration_for` gives a stride's settings.
 
 The deployed bundle ships with the package (the repository's top-level ``models/`` folder is installed as
 the package data :mod:`geodrain.deployed`); ``$GEODRAIN_MODEL`` overrides it.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -141,6 +148,17 @@ class Bundle:
         return int(self.manifest.get("stride_px", 24))
 
     @property
+    def calibrations(self) -> dict[int, dict[str, Any]]:
+        """Calibrated settings by window stride: the ``calibrations`` table, and the default stride's."""
+        table = {int(k): dict(v) for k, v in self.manifest.get("calibrations", {}).items()}
+        table.setdefault(self.stride_px, {"threshold": self.threshold, "merge_radius_m": self.merge_radius_m})
+        return dict(sorted(table.items()))
+
+    def calibration_for(self, stride: int) -> dict[str, Any] | None:
+        """The threshold and merge radius calibrated at ``stride`` (None: not calibrated there)."""
+        return self.calibrations.get(int(stride))
+
+    @property
     def onnx_path(self) -> Path:
         return self.path / ONNX
 
@@ -200,15 +218,8 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
         raise BundleError(f"not a model bundle (no {MANIFEST}): {folder}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BundleError(f"unreadable bundle manifest {mpath}: {e}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleError(f"{mpath} is not a {FORMAT} manifest")
-    for key in ("arch", "files"):
-        if key not in manifest:
-            raise BundleError(f"bundle manifest {mpath} lacks '{key}'")
-    Arch.from_dict(manifest["arch"])  # raises ArchitectureError (a user error) if malformed
+    check_manifest(manifest, mpath)
     files = manifest["files"]
-    if WEIGHTS not in files:
-        raise BundleError(f"bundle manifest {mpath} lists no {WEIGHTS}")
     for name, meta in files.items():
         fpath = folder / name
         if not fpath.is_file():
@@ -216,6 +227,77 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
         if sha256_file(fpath) != meta.get("sha256"):
             raise BundleError(f"bundle file {fpath} does not match its sha256 in the manifest (corrupt?)")
     return Bundle(folder, manifest)
+
+
+def _real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _numbers(v) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(_real(x) for x in v)
+
+
+def _file_entry(v) -> bool:
+    return (isinstance(v, dict) and isinstance(v.get("sha256"), str) and len(v["sha256"]) == 64
+            and (_int(v.get("bytes")) if "bytes" in v else True))
+
+
+def _calibration(v) -> bool:
+    return (isinstance(v, dict) and _real(v.get("threshold")) and 0 <= v["threshold"] <= 1
+            and _real(v.get("merge_radius_m")) and v["merge_radius_m"] > 0)
+
+
+# field: (required, check, what it must be). Checked once, on load; unknown fields are kept as they are.
+SCHEMA: dict[str, tuple[bool, Any, str]] = {
+    "format": (True, lambda v: v == FORMAT, f"{FORMAT!r}"),
+    "arch": (True, lambda v: isinstance(v, dict), "an object (the architecture)"),
+    "files": (True, lambda v: isinstance(v, dict) and WEIGHTS in v and all(_file_entry(e) for e in v.values()),
+              f"an object of file entries {{\"sha256\": 64 hex digits, \"bytes\": integer}} listing {WEIGHTS}"),
+    "name": (False, lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "bands": (False, lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(b, str) for b in v),
+              "a list of band names"),
+    "normalization": (False, lambda v: isinstance(v, dict) and _numbers(v.get("mean")) and _numbers(v.get("std")),
+                      "an object with lists 'mean' and 'std'"),
+    "gsd_m": (False, lambda v: _real(v) and v > 0, "a number > 0 (metres)"),
+    "window_px": (False, lambda v: v == WINDOW_PX, f"{WINDOW_PX} (the model's window)"),
+    "context_px": (False, lambda v: _int(v) and v >= 0 and v % 8 == 0, "a non-negative multiple of 8"),
+    "feature_stride": (False, lambda v: v == 8, "8"),
+    "threshold": (False, lambda v: _real(v) and 0 <= v <= 1, "a number from 0 to 1"),
+    "merge_radius_m": (False, lambda v: _real(v) and v > 0, "a number > 0 (metres)"),
+    "stride_px": (False, lambda v: _int(v) and 1 <= v <= WINDOW_PX, f"an integer from 1 to {WINDOW_PX}"),
+    "calibrations": (False, lambda v: isinstance(v, dict) and all(
+        str(k).isdigit() and 1 <= int(k) <= WINDOW_PX and _calibration(e) for k, e in v.items()),
+        "an object of strides (1 to 100) to {\"threshold\": 0..1, \"merge_radius_m\": > 0}"),
+    "inference": (False, lambda v: isinstance(v, dict) and all(isinstance(e, dict) for e in v.values()),
+                  "an object of device classes to settings"),
+}
+
+
+def check_manifest(manifest: Any, where: str | Path = "manifest.json") -> None:
+    """Validate a manifest against :data:`SCHEMA`; the first violation is a :class:`BundleError` naming the
+    field. The architecture is checked by :meth:`Arch.from_dict` (an ArchitectureError names what is wrong)."""
+    if not isinstance(manifest, dict):
+        raise BundleError(f"bundle manifest {where} must be a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{where} is not a {FORMAT} manifest ('format' is {manifest.get('format')!r})")
+    for field_name, (required, ok, what) in SCHEMA.items():
+        if field_name not in manifest:
+            if required:
+                raise BundleError(f"bundle manifest {where} lacks '{field_name}'")
+            continue
+        value = manifest[field_name]
+        if not ok(value):
+            shown = repr(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise BundleError(f"bundle manifest {where}: '{field_name}' must be {what}, got {shown}")
+    arch = Arch.from_dict(manifest["arch"])
+    if "bands" in manifest and len(manifest["bands"]) != arch.bands:
+        raise BundleError(f"bundle manifest {where}: 'bands' names {len(manifest['bands'])} band(s) but the "
+                          f"architecture takes {arch.bands}")
 
 
 def _load_model(folder: Path, manifest: dict) -> SPPNet:

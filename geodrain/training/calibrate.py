@@ -44,12 +44,13 @@ def f1_exact(cands: list[Candidates], truths: list[np.ndarray], radius: float, t
 
 def calibrate_threshold(bundle: Bundle, scenes: Sequence[str | Path], *, tolerance: float = 10.0,
                         floor: float = 0.05, device: str = "auto", record: bool = True,
-                        stride: int | None = None, merge_radius_m: float | None = None,
+                        stride: int | None = None, merge_radius_m: float | None = None, default: bool = True,
                         make_engine: "EngineFactory | None" = None) -> dict:
     """The window-score threshold maximizing pooled detection F1 on ``scenes`` (folders with naip.tif and
     truth.gpkg), evaluated exactly as ``geodrain detect`` would run at each candidate threshold, at the given
-    window stride and merge radius (default: the bundle's). Recording stores all three in the manifest, so
-    that detection runs at the settings the threshold was chosen for.
+    window stride and merge radius (default: the bundle's). Recording stores all three in the manifest's
+    ``calibrations`` table under the stride, so that detection at that stride runs with the settings chosen for
+    it, and (``default``) makes them detection's default stride, threshold and merge radius.
 
     Detection runs once per scene with a low floor; its window candidates are kept, and for each distinct
     candidate score the candidates at or above it are merged and matched as ``detect`` would (merging only
@@ -67,7 +68,8 @@ def calibrate_threshold(bundle: Bundle, scenes: Sequence[str | Path], *, toleran
     for folder in scenes:
         scene = open_scene(folder)
         r = detect(scene.raster, None, model=bundle, progress=False,
-                   options=DetectOptions(threshold=floor, device=device, precision="fp32", stride=stride),
+                   options=DetectOptions(threshold=floor, device=device, precision="fp32", stride=stride,
+                                         merge_radius_m=radius_m),
                    make_engine=make_engine or default_engine)
         cands.append(r.candidates)
         truths.append(scene.crossings.xy)
@@ -93,6 +95,11 @@ def calibrate_threshold(bundle: Bundle, scenes: Sequence[str | Path], *, toleran
               "scenes": [Path(p).name for p in scenes],
               "chip_threshold": bundle.manifest.get("calibration", {}).get("chip_threshold", bundle.threshold)}
     if record:
-        bundle.update_manifest(threshold=result["threshold"], stride_px=stride, merge_radius_m=radius_m,
-                               calibration=result)
+        entry = {k: result[k] for k in ("threshold", "merge_radius_m", "f1", "true_positives", "false_positives",
+                                        "truth_crossings", "tolerance_m", "scenes")}
+        sections = {"calibrations": {str(stride): entry}}
+        if default:
+            sections.update(threshold=result["threshold"], stride_px=stride, merge_radius_m=radius_m,
+                            calibration=result)
+        bundle.update_manifest(**sections)
     return result
