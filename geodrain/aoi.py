@@ -77,8 +77,8 @@ def load_aoi(path: str | Path, grid: Grid, layer: str | None = None, footprint=N
     except Exception as e:  # noqa: BLE001 - pyogrio raises several types for unreadable files
         raise VectorError(f"cannot read AOI {path}: {str(e).splitlines()[0][:200]}") from None
     if layer is None and len(layers) > 1:
-        raise VectorError(f"AOI {path} has {len(layers)} layers ({', '.join(layers)}); choose one with "
-                          "--aoi-layer")
+        raise VectorError(f"AOI {path} has {len(layers)} layers ({', '.join(layers)}); choose one",
+                          cli_hint={"aoi_layer": "--aoi-layer NAME"})
     if layer is not None and layer not in layers:
         raise VectorError(f"AOI {path} has no layer {layer!r} (layers: {', '.join(layers) or 'none'})")
     try:

@@ -128,7 +128,7 @@ def fit(model, *, engine: str, batch_size: int, block_px: int, stride: int, rast
         eff = min(batch_size, windows_per_block)            # a batch never spans blocks
         if eff * per_chip > budget:
             allowed = max(1, int(budget // per_chip))
-            notes.append(f"--batch-size {batch_size} needs about {_gb(eff * per_chip)} but {device.type} has "
+            notes.append(f"a batch size of {batch_size} needs about {_gb(eff * per_chip)} but {device.type} has "
                          f"{_gb(free)} free; using batches of {allowed}")
             batch_size = allowed
     # the block's pixels (data, validity, the reader's blocks ahead) and, for the dense engine, its feature maps
@@ -146,7 +146,7 @@ def fit(model, *, engine: str, batch_size: int, block_px: int, stride: int, rast
                 per_px_data * (mid + window + 2 * context) ** 2
             lo, hi = (mid, hi) if m <= budget else (lo, mid)
         allowed = max(128, lo)
-        notes.append(f"--block-size {block_px} needs about {_gb(need)} but {device.type} has {_gb(free)} free; "
+        notes.append(f"a block size of {block_px} px needs about {_gb(need)} but {device.type} has {_gb(free)} free; "
                      f"using blocks of {allowed} px")
         block_px = allowed
     return Fit(batch_size, block_px, notes)

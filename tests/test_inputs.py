@@ -174,7 +174,7 @@ def test_multi_layer_aoi_needs_a_layer(scene, random_bundle, tmp_path):
     east = box(ORIGIN[0] + 180, ORIGIN[1] - H, ORIGIN[0] + W, ORIGIN[1])
     gpd.GeoDataFrame(geometry=[west], crs="EPSG:26914").to_file(aoi, layer="west")
     gpd.GeoDataFrame(geometry=[east], crs="EPSG:26914").to_file(aoi, layer="east")
-    with pytest.raises(VectorError, match=r"has 2 layers \(west, east\); choose one with --aoi-layer"):
+    with pytest.raises(VectorError, match=r"has 2 layers \(west, east\); choose one"):
         _run(raster, random_bundle, aoi=str(aoi))
     with pytest.raises(VectorError, match="no layer 'north'"):
         _run(raster, random_bundle, aoi=str(aoi), aoi_layer="north")

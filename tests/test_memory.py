@@ -18,7 +18,7 @@ def test_chip_batch_is_bounded_and_said(random_bundle):
     f = fit(model, engine="chip", batch_size=10 ** 9, block_px=1024, stride=8, raster_px=20000, device=CPU,
             available=4 * GB)
     assert f.batch_size == int(MEMORY_FRACTION * 4 * GB // per_chip) and f.block_px == 1024
-    assert len(f.notes) == 1 and "--batch-size 1000000000" in f.notes[0] and "4.0 GB free" in f.notes[0]
+    assert len(f.notes) == 1 and "batch size of 1000000000" in f.notes[0] and "4.0 GB free" in f.notes[0]
     ok = fit(model, engine="chip", batch_size=16, block_px=1024, stride=8, raster_px=20000, device=CPU,
              available=4 * GB)
     assert (ok.batch_size, ok.notes) == (16, [])
@@ -33,7 +33,7 @@ def test_dense_block_is_bounded_and_said(random_bundle):
     cost = dense_bytes(model)
     f = fit(model, engine="dense", batch_size=16, block_px=10 ** 6, stride=8, raster_px=20000, device=CPU,
             available=2 * GB)
-    assert 128 <= f.block_px < 10 ** 6 and "--block-size 1000000" in f.notes[0]
+    assert 128 <= f.block_px < 10 ** 6 and "block size of 1000000 px" in f.notes[0]
     assert block_bytes(cost, f.block_px, 100, model.context_px, 8) <= MEMORY_FRACTION * 2 * GB
     assert block_bytes(cost, f.block_px + 16, 100, model.context_px, 8) > MEMORY_FRACTION * 2 * GB
     # the raster is the largest block there is

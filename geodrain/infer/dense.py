@@ -41,7 +41,8 @@ class DenseModule(torch.nn.Module):
 def check_dense(grid: WindowGrid, bundle: Bundle) -> None:
     if grid.stride % FEATURE_STRIDE:
         raise DeviceError(f"the dense engine needs a stride that is a multiple of {FEATURE_STRIDE} px "
-                          f"(got {grid.stride}); use --stride 8, 16, 24 … or --engine chip")
+                          f"(got {grid.stride}); use a stride of 8, 16, 24 ... px, or the chip engine",
+                          cli_hint={"engine": "--engine chip"})
 
 
 class DenseEngine:
@@ -50,7 +51,8 @@ class DenseEngine:
     def __init__(self, bundle: Bundle, config: RunConfig, grid: WindowGrid, block_px: int = 1024):
         check_dense(grid, bundle)
         if config.backend == "onnx":
-            raise DeviceError("the dense engine runs with torch; use --engine chip for ONNX Runtime")
+            raise DeviceError("the dense engine runs with torch; ONNX Runtime runs the chip engine",
+                              cli_hint={"engine": "--engine chip"})
         self.config = config
         self.grid = grid
         self.block_px = block_px

@@ -29,7 +29,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError("--device cuda was requested but no CUDA GPU is available to torch here")
+        raise DeviceError(f"device {name!r} was requested but no CUDA GPU is available to torch here",
+                          cli_hint={"device": "--device cpu or auto runs on the CPU"})
     try:
         return torch.device(name)
     except RuntimeError:

@@ -102,11 +102,11 @@ def _check_args(strategy: str, metric: str, min_ap: float, trials: int | None, t
     if metric not in METRICS:
         raise SearchError(f"unknown efficiency metric {metric!r}: use {' or '.join(METRICS)}")
     if not math.isfinite(min_ap):
-        raise SearchError("the accuracy constraint A (--min-ap) must be a number")
+        raise SearchError(f"the accuracy constraint A (min_ap) must be a number, got {min_ap}")
     if trials is not None and trials < 1:
-        raise SearchError("--trials must be at least 1")
-    if timeout is not None and timeout <= 0:
-        raise SearchError("--timeout must be positive")
+        raise SearchError(f"the trials budget must be at least 1, got {trials}")
+    if timeout is not None and not timeout > 0:
+        raise SearchError(f"the time budget must be positive, got {timeout}")
 
 
 def prepare_output(out: str | Path, overwrite: bool) -> Path:
@@ -265,15 +265,16 @@ def _failure(result: SearchResult, ctx: SearchContext) -> SearchError:
     best = max(tried, key=lambda r: r.training.score, default=None)
     best_txt = f"best AP {best.training.score:.4f} ({best.arch.key})" if best else "nothing trained"
     if not result.complete:
-        how = ("raise --trials (it counts the study's trials of all runs) to continue"
-               if result.stopped_by == "trials" else "run the same command again to resume")
+        how = ("raise the trials budget (it counts the study's trials of all runs) to continue"
+               if result.stopped_by == "trials" else "run the same search again to resume")
         return SearchError(
-            f"no architecture with AP >= {result.min_ap:g} found before the --{result.stopped_by} budget ran out "
-            f"({result.trials} trials, {best_txt}); {how}")
+            f"no architecture with AP >= {result.min_ap:g} found before the {result.stopped_by} budget ran out "
+            f"({result.trials} trials, {best_txt}); {how}",
+            cli_hint={"trials": "--trials"} if result.stopped_by == "trials" else {})
     return SearchError(
         f"no feasible architecture: none of the {len(tried)} trained reaches AP >= {result.min_ap:g} ({best_txt}); "
-        "lower --min-ap, train longer (--epochs, --crops) or widen the space; leaderboard in "
-        f"{result.out / 'leaderboard.md'}")
+        "lower the accuracy constraint, train longer or widen the space; leaderboard in "
+        f"{result.out / 'leaderboard.md'}", cli_hint={"min_ap": "--min-ap, --epochs, --crops"})
 
 
 # -- the search ------------------------------------------------------------------------------------------------

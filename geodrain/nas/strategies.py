@@ -112,7 +112,8 @@ def run_exact(ctx: SearchContext, study: optuna.Study, trials: int | None) -> Ou
             trial = study.ask()
             if suggest_arch(trial, choices, ctx.data.bands).key != arch.key:  # never: the store drops stale queues
                 study.tell(trial, state=TrialState.FAIL)
-                raise SearchError(f"the exact study in {ctx.store.path} is inconsistent; rerun with --overwrite")
+                raise SearchError(f"the exact study in {ctx.store.path} is inconsistent; start the search afresh",
+                                  cli_hint={"overwrite": "--overwrite"})
             visited[arch.key] = run_trial(ctx, study, trial, arch)
             bar.update()
             _postfix(bar, study)
