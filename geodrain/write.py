@@ -15,6 +15,7 @@ Every format is written to a temporary file beside the destination and renamed o
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +26,8 @@ import numpy as np
 
 from . import __version__
 from .merge import Crossings
-from .output import atomic_file, check_output
+from .errors import OutputError
+from .output import atomic_file, check_output, space_problem
 from .read import InputFile
 
 FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".parquet": "GeoParquet",
@@ -106,17 +108,64 @@ def write_points(xy: np.ndarray, columns: dict[str, Any], crs, path: str | Path,
     fmt = FORMATS[path.suffix.lower()]
     gdf = crossings_frame(np.asarray(xy, np.float64).reshape(-1, 2), columns, crs)
     meta = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()}
-    with atomic_file(path) as tmp:
-        if fmt == "GPKG":
-            _write_gpkg(gdf, tmp, layer, meta, description)
-        elif fmt == "GeoJSON":
-            gdf.to_crs("EPSG:4326").to_file(tmp, driver="GeoJSON", engine="pyogrio", RFC7946="YES",
-                                            layer_options={"DESCRIPTION": description} if description else {})
-        elif fmt == "GeoParquet":
-            _write_parquet(gdf, tmp, meta)
-        else:
-            _write_csv(gdf, tmp)
+    with atomic_file(path, exclusive=not overwrite) as tmp:
+        try:
+            if fmt == "GPKG":
+                _write_gpkg(gdf, tmp, layer, meta, description)
+            elif fmt == "GeoJSON":     # the layer's name is the output's, not the temporary's
+                gdf.to_crs("EPSG:4326").to_file(tmp, driver="GeoJSON", engine="pyogrio", layer=path.stem,
+                                                RFC7946="YES",
+                                                layer_options={"DESCRIPTION": description} if description else {})
+            elif fmt == "GeoParquet":
+                _write_parquet(gdf, tmp, metadata or {})
+            else:
+                _write_csv(gdf, tmp)
+            _check_complete(tmp, path, fmt, layer, len(gdf))
+        except OutputError:
+            raise
+        except Exception as e:  # noqa: BLE001 - GDAL (pyogrio), pyarrow and pandas raise their own types
+            why = space_problem(tmp, e) or f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+            raise OutputError(f"cannot write {path}: {why}") from None
     return path
+
+
+def _check_complete(tmp: Path, path: Path, fmt: str, layer: str, n: int) -> None:
+    """A written file holds every feature (and a GeoPackage its spatial index and style): GDAL can report a
+    failed write (a full disk) as a warning and leave a file without its R-tree. An incomplete one raises."""
+    problem = None
+    if fmt == "GPKG":
+        import sqlite3
+
+        with closing(sqlite3.connect(f"file:{tmp}?mode=ro", uri=True)) as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                problem = "the file is damaged"
+            elif layer not in tables or db.execute(f'SELECT count(*) FROM "{layer}"').fetchone()[0] != n:
+                problem = "features are missing"
+            elif not any(t.startswith(f"rtree_{layer}_") for t in tables):
+                problem = "its spatial index (R-tree) is missing"
+            elif f"rtree_{layer}_geom" in tables and \
+                    db.execute(f'SELECT count(*) FROM "rtree_{layer}_geom"').fetchone()[0] != n:
+                problem = "its spatial index (R-tree) is incomplete"
+            elif "layer_styles" not in tables or not db.execute("SELECT count(*) FROM layer_styles").fetchone()[0]:
+                problem = "its QGIS style is missing"
+    elif fmt == "GeoJSON":
+        import pyogrio
+
+        if pyogrio.read_info(tmp)["features"] != n:
+            problem = "features are missing"
+    elif fmt == "GeoParquet":
+        import pyarrow.parquet as pq
+
+        if pq.read_metadata(tmp).num_rows != n:
+            problem = "rows are missing"
+    else:
+        with open(tmp, "rb") as fh:
+            if sum(1 for _ in fh) != n + 1:
+                problem = "rows are missing"
+    if problem:
+        space = space_problem(tmp)
+        raise OutputError(f"cannot write {path}: {space + ', ' if space else ''}{problem}")
 
 
 @dataclass(frozen=True)
@@ -183,7 +232,7 @@ def crossing_columns(c: Crossings, files: Sequence[InputFile], model_id: str) ->
     """The attribute table of the ``crossings`` layer."""
     return {
         "crossing_id": np.arange(1, len(c) + 1, dtype=np.int32),
-        "score": np.round(c.score.astype(np.float64), 4),
+        "score": np.round(c.score.astype(np.float64), 6),
         "n_windows": c.n_windows.astype(np.int32),
         "width_m": np.round(c.size_m[:, 0].astype(np.float64), 1) if len(c) else np.zeros(0),
         "height_m": np.round(c.size_m[:, 1].astype(np.float64), 1) if len(c) else np.zeros(0),
@@ -219,7 +268,8 @@ def _write_gpkg(gdf, tmp: Path, layer: str, meta: dict[str, str], description: s
     pyogrio.write_dataframe(style, tmp, layer="layer_styles", driver="GPKG", append=False)
 
 
-def _write_parquet(gdf, tmp: Path, meta: dict[str, str]) -> None:
+def _write_parquet(gdf, tmp: Path, meta: dict[str, Any]) -> None:
+    """GeoParquet with the run's metadata as JSON of its own types (numbers stay numbers) under 'geodrain'."""
     import pyarrow.parquet as pq
 
     gdf.to_parquet(tmp, index=False)
@@ -234,5 +284,7 @@ def _write_csv(gdf, tmp: Path) -> None:
     df.insert(0, "y", gdf.geometry.y)
     df.insert(0, "x", gdf.geometry.x)
     df["crs"] = gdf.crs.to_string() if gdf.crs is not None else ""
-    df.to_csv(tmp, index=False, float_format="%.3f")
+    # coordinates to the millimetre; every other number as it is (a score keeps its 6 decimals)
+    df["x"], df["y"] = df["x"].round(3), df["y"].round(3)
+    df.to_csv(tmp, index=False)
 

@@ -63,3 +63,63 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(Exception):
         write_points(XY, bad, "EPSG:26914", tmp_path / "c.gpkg")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_formats_keep_names_precision_and_types(tmp_path):
+    cols = dict(COLS, score=np.array([0.9976123, 0.99993]))
+    meta = {"threshold": 0.9976, "windows": 12, "inputs": ["a.tif"], "model_id": "m@1"}
+    gj = write_points(XY, cols, "EPSG:26914", tmp_path / "c.geojson", metadata=meta)
+    assert json.loads(gj.read_text())["name"] == "c"                  # not the temporary's name
+    csv = write_points(XY, cols, "EPSG:26914", tmp_path / "c.csv")
+    rows = csv.read_text().splitlines()
+    assert "0.9976123" in rows[1] and "0.99993" in rows[2]            # scores not rounded to 3 decimals
+    assert rows[2].startswith("600500.5,4499000.25,")
+    import pyarrow.parquet as pq
+
+    pqt = write_points(XY, cols, "EPSG:26914", tmp_path / "c.parquet", metadata=meta)
+    stored = json.loads(pq.read_schema(pqt).metadata[b"geodrain"])
+    assert stored == meta and isinstance(stored["threshold"], float) and isinstance(stored["windows"], int)
+
+
+def test_output_that_is_a_folder_is_said(tmp_path):
+    (tmp_path / "c.gpkg").mkdir()
+    with pytest.raises(OutputError, match="output is a folder"):
+        write_points(XY, COLS, "EPSG:26914", tmp_path / "c.gpkg")
+
+
+def test_exclusive_publish_never_replaces_another_runs_output(tmp_path):
+    """Two runs writing the same output: the second to finish fails with "output exists" and leaves the first
+    one's file as it was (without overwrite), whatever the timing."""
+    from geodrain.errors import OutputExistsError
+    from geodrain.output import atomic_file
+
+    out = tmp_path / "c.txt"
+    with pytest.raises(OutputExistsError, match="written by another run meanwhile"):
+        with atomic_file(out, exclusive=True) as tmp:
+            tmp.write_text("second")
+            out.write_text("first")                 # the other run publishes while this one writes
+    assert out.read_text() == "first" and sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]
+    with atomic_file(out) as tmp:                    # replacing, when asked, still works
+        tmp.write_text("replaced")
+    assert out.read_text() == "replaced"
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from geodrain.output import check_output, temporary_sibling
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "c.gpkg"
+    stale = temporary_sibling(out, pid=dead.pid)
+    stale.write_bytes(b"half a GeoPackage")
+    (stale.parent / (stale.name + "-journal")).write_bytes(b"j")
+    running = temporary_sibling(out, pid=os.getpid())       # a run still writing: kept
+    running.write_bytes(b"in progress")
+    other = temporary_sibling(tmp_path / "d.gpkg", pid=dead.pid)  # another output's: not this run's business
+    other.write_bytes(b"x")
+    check_output(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, other.name])
