@@ -93,10 +93,15 @@ def crossing_layer(path: str | Path) -> str | None:
     path = Path(path)
     if path.suffix.lower() in (".csv", ".parquet", ".geoparquet"):
         return None
+    if not path.exists():
+        raise VectorError(f"vector file not found: {path}")
+    if path.is_dir():
+        raise VectorError(f"{path} is a folder, not a vector file")
     try:
         names = [n for n, _ in pyogrio.list_layers(path)]
-    except Exception:  # noqa: BLE001
-        raise VectorError(f"cannot read vector file {path}") from None
+    except Exception as e:  # noqa: BLE001 - pyogrio raises several types for unreadable files
+        detail = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise VectorError(f"cannot read vector file {path}: {detail}") from None
     return "crossings" if "crossings" in names else None
 
 

@@ -151,10 +151,15 @@ def open_scene(raster: str | Path, truth: str | Path | None = None, *, mined: bo
     from ..model.sppnet import GSD_M
 
     raster = Path(raster)
+    if not raster.exists():
+        raise DatasetError(f"scene not found: {raster} (a scene folder with naip.tif and truth.gpkg, or a raster "
+                           "with its truth file)")
     if raster.is_dir():
         folder = raster
         raster = folder / "naip.tif"
         truth = truth or folder / "truth.gpkg"
+        if not raster.is_file():
+            raise DatasetError(f"not a scene folder (no naip.tif): {folder}")
     if truth is None:
         raise DatasetError(f"no truth file given for {raster}")
     try:

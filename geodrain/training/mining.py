@@ -54,9 +54,9 @@ def mine_scene(bundle: Bundle, folder: str | Path, *, floor: float = 0.5, clear_
 
     folder = Path(folder)
     out = folder / MINED_FILE
+    scene = open_scene(folder, mined=False)
     if write:
         check_points_output(out, overwrite)
-    scene = open_scene(folder, mined=False)
     r = detect(scene.raster, None, model=bundle, progress=False,
                options=DetectOptions(threshold=floor, device=device, precision="fp32"))
     units = r.source.grid.units_m
