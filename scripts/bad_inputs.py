@@ -335,7 +335,7 @@ def detect_cases() -> list[Case]:
         D("AOI of points", lambda f, d: [g(f), *m(f), "--aoi", f.aoi("points")], "contains no polygons"),
         D("AOI self-intersecting (bow-tie)", lambda f, d: [g(f), *m(f), "--aoi", f.aoi("bowtie")],
           "repaired with make_valid", exit=0, left=True),
-        D("AOI with two layers", lambda f, d: [g(f), *m(f), "--aoi", f.aoi("layers")], "choose one with --aoi-layer"),
+        D("AOI with two layers", lambda f, d: [g(f), *m(f), "--aoi", f.aoi("layers")], "choose one (--aoi-layer NAME)"),
         D("--aoi-layer that does not exist", lambda f, d: [g(f), *m(f), "--aoi", f.aoi("layers"), "--aoi-layer", "x"],
           "has no layer 'x'"),
         D("--aoi-layer east", lambda f, d: [g(f), *m(f), "--aoi", f.aoi("layers"), "--aoi-layer", "east"],
@@ -529,8 +529,9 @@ def other_cases() -> list[Case]:
                                                                      f.points("truth")], "cannot read vector file"),
         C("evaluate", "predictions a raster", lambda f, d: ["evaluate", f.good, f.points("truth")],
           "cannot read vector file"),
-        C("evaluate", "truth of polygons", lambda f, d: ["evaluate", f.points("pred"), f.points("polygons")],
-          "points"),
+        C("evaluate", "truth of polygons (their representative points)",
+          lambda f, d: ["evaluate", f.points("pred"), f.points("polygons")], "precision", 0),
+        C("evaluate", "predictions a folder", lambda f, d: ["evaluate", str(d), f.points("truth")], "is a folder"),
         C("evaluate", "--tolerance -1", lambda f, d: ["evaluate", f.points("pred"), f.points("truth"), "--tolerance",
                                                       "-1"], "--tolerance", 2),
         C("evaluate", "--tolerance nan", lambda f, d: ["evaluate", f.points("pred"), f.points("truth"), "--tolerance",
@@ -566,7 +567,7 @@ def other_cases() -> list[Case]:
         # nas
         C("nas", "data missing", lambda f, d: ["nas", str(d / "nodata"), "-o", out(d), "-q", *tiny_nas], "not found"),
         C("nas", "output is a file", lambda f, d: ["nas", f.chips, "-o", f.good, "-q", *tiny_nas],
-          "output is not a folder"),
+          "output is a file, not a folder"),
         C("nas", "--min-ap nan", lambda f, d: ["nas", f.chips, "-o", out(d), "--min-ap", "nan", "-q", *tiny_nas],
           "--min-ap", 2),
         C("nas", "--min-ap 2", lambda f, d: ["nas", f.chips, "-o", out(d), "--min-ap", "2", "-q", *tiny_nas],
@@ -742,7 +743,7 @@ def stale_temporary(out: Path) -> Path:
     """A temporary as a run killed while writing ``out`` leaves it: named for a process that no longer runs."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    from geodrain.write import temporary_sibling
+    from geodrain.output import temporary_sibling
 
     tmp = temporary_sibling(out, pid=dead.pid)
     tmp.write_bytes(b"half a GeoPackage")
