@@ -27,8 +27,8 @@ def choose_engine(name: str, backend: str, stride: int, bundle: Bundle) -> str:
     """``dense`` or ``chip``: the one named, or (``auto``) dense when the stride and the bundle's context let
     it give the chip engine's results, chip for ONNX Runtime.
 
-    ``auto`` never falls back to the chip engine silently: it is about 100 x slower on a CPU at the deployed
-    stride. A stride the dense engine cannot run is refused (the chip engine runs it when asked for); a bundle
+    ``auto`` never falls back to the chip engine silently: on a CPU it is 13-15 x slower at stride 24
+    (docs/performance.md) and more at finer strides. A stride the dense engine cannot run is refused (the chip engine runs it when asked for); a bundle
     trained without enough context runs the chip engine, with a warning."""
     if name not in ENGINES:
         raise RasterError(f"unknown engine {name!r}: use auto, dense or chip")
@@ -39,7 +39,7 @@ def choose_engine(name: str, backend: str, stride: int, bundle: Bundle) -> str:
     if stride % FEATURE_STRIDE:
         raise SettingsError(
             f"stride {stride} px is not a multiple of {FEATURE_STRIDE}: the dense engine cannot run it and the chip "
-            f"engine, which can, is about 100 x slower; use a stride of {FEATURE_STRIDE}, {2 * FEATURE_STRIDE}, "
+            f"engine, which can, is much slower (13-15 x at stride 24 on a CPU); use a stride of {FEATURE_STRIDE}, {2 * FEATURE_STRIDE}, "
             f"{3 * FEATURE_STRIDE} ... px, or choose the chip engine explicitly",
             cli_hint={"engine": "--engine chip runs it"})
     if bundle.context_px < MIN_EXACT_CONTEXT:
