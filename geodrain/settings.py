@@ -104,11 +104,13 @@ class DetectOptions:
     def resolve(self, bundle: Bundle, device: torch.device) -> "DetectSettings":
         """Every setting of a run of ``bundle`` on ``device``, checked; a band count the model cannot take, or a
         stride the automatic engine choice could only run very slowly, is refused."""
-        o = self.check().resolved(bundle)
-        if len(o.bands) != bundle.arch.bands:
-            raise RasterError(f"{len(o.bands)} band(s) selected ({', '.join(map(str, o.bands))}) but the model "
-                              f"expects {bundle.arch.bands} ({', '.join(bundle.bands)})")
-        engine = choose_engine(o.engine, o.backend, o.stride, bundle)
+        self.check()
+        if len(self.bands) != bundle.arch.bands:
+            raise RasterError(f"{len(self.bands)} band(s) selected ({', '.join(map(str, self.bands))}) but the "
+                              f"model expects {bundle.arch.bands} ({', '.join(bundle.bands)})")
+        engine = choose_engine(self.engine, self.backend, bundle.stride_px if self.stride is None else self.stride,
+                               bundle)        # a stride no engine choice can run is refused before any warning
+        o = self.resolved(bundle)
         config = run_config(bundle, device, backend=o.backend, batch_size=o.batch_size, precision=o.precision,
                             cuda_graph=o.cuda_graph)
         return DetectSettings(

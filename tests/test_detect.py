@@ -238,18 +238,23 @@ def start_detect(args: list[str]) -> tuple[subprocess.Popen, list[str]]:
                 started.set()
         started.set()                     # ended before (an error): the caller sees the exit status
 
-    threading.Thread(target=drain, daemon=True).start()
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     assert started.wait(timeout=600), "detect never started"
+    proc.reader = reader                  # joined once the process has ended: then it has read everything
     return proc, lines
 
 
-def test_interrupted_run_leaves_no_output(scenes, tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_leaves_no_output(scenes, tmp_path, sig, code):
     out = tmp_path / "killed.gpkg"
     proc, err = start_detect([str(scenes[0] / "naip.tif"), "-o", str(out), "--engine", "chip"])
     assert proc.poll() is None, "".join(err)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=300) == 130
-    assert "geodrain: interrupted" in "".join(err) and "Traceback" not in "".join(err)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=300) == code
+    proc.reader.join(timeout=60)
+    lines = [ln for ln in "".join(err).replace("\r", "\n").splitlines() if ln.startswith("geodrain:")]
+    assert len(lines) == 1 and lines[0].startswith("geodrain: interrupted") and "Traceback" not in "".join(err)
     assert not out.exists() and not list(tmp_path.glob(".*killed*"))
 
 

@@ -152,6 +152,8 @@ def open_scene(raster: str | Path, truth: str | Path | None = None, *, mined: bo
 
     raster = Path(raster)
     if not raster.exists():
+        if raster.suffix:
+            raise RasterError(f"raster not found: {raster}")
         raise DatasetError(f"scene not found: {raster} (a scene folder with naip.tif and truth.gpkg, or a raster "
                            "with its truth file)")
     if raster.is_dir():

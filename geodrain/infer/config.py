@@ -10,7 +10,7 @@ import warnings
 
 import torch
 
-from ..errors import GeodrainWarning, RasterError, SettingsError
+from ..errors import DeviceError, GeodrainWarning, RasterError, SettingsError
 from ..model.bundle import Bundle
 from ..model.sppnet import FEATURE_STRIDE
 from ..window import WindowGrid
@@ -32,6 +32,12 @@ def choose_engine(name: str, backend: str, stride: int, bundle: Bundle) -> str:
     trained without enough context runs the chip engine, with a warning."""
     if name not in ENGINES:
         raise RasterError(f"unknown engine {name!r}: use auto, dense or chip")
+    if name == "dense" and backend == "onnx":
+        raise DeviceError("the dense engine runs with torch; ONNX Runtime runs the chip engine",
+                          cli_hint={"engine": "--engine chip"})
+    if name == "dense" and stride % FEATURE_STRIDE:
+        raise DeviceError(f"the dense engine needs a stride that is a multiple of {FEATURE_STRIDE} px (got {stride}); "
+                          f"use a stride of 8, 16, 24 ... px, or the chip engine", cli_hint={"engine": "--engine chip"})
     if name != "auto":
         return name
     if backend == "onnx":
@@ -66,7 +72,8 @@ def run_config(bundle: Bundle, device: torch.device, *, backend: str = "torch", 
     if device.type != "cuda":
         asked = [what for what, given in (("fp16", precision == "fp16"), ("CUDA graphs", cuda_graph)) if given]
         if asked:
-            warnings.warn(f"{' and '.join(asked)} need a CUDA device: running fp32 on the {device.type}",
+            warnings.warn(f"{' and '.join(asked)} {'need' if len(asked) > 1 else 'needs'} a CUDA device: running "
+                          f"fp32 on the {device.type}",
                           GeodrainWarning, stacklevel=3)
         precision, graph = ("fp32" if precision == "fp16" else precision), False
     return RunConfig("torch", str(device), precision, base.channels_last and device.type == "cuda", graph, batch)
