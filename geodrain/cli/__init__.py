@@ -39,6 +39,23 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def _end_progress_bars() -> None:
+    """Close progress bars an exception left open, so the message that follows starts on its own line (an
+    interrupt can land while a bar is being set up, before the code that closes it runs)."""
+    import sys
+
+    tqdm = getattr(sys.modules.get("tqdm"), "tqdm", None)
+    for bar in list(getattr(tqdm, "_instances", None) or []):
+        # drawn but interrupted before its set-up ended: close() would leave its line open
+        half_set_up = getattr(bar, "sp", None) is not None and not hasattr(bar, "last_print_t")
+        try:
+            bar.close()
+            if half_set_up:
+                bar.fp.write("\n")
+        except Exception:  # noqa: BLE001 - nothing more to show
+            pass
+
+
 class GeodrainGroup(click.Group):
     """A group that reports library user errors as one line instead of a traceback."""
 
@@ -59,6 +76,7 @@ class GeodrainGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GeodrainError as e:
+            _end_progress_bars()
             msg = " ".join(str(e).split()) or type(e).__name__
             click.echo(f"geodrain: error: {msg}{_hint(e, ctx)}", err=True)
             ctx.exit(e.exit_code)
@@ -68,9 +86,11 @@ class GeodrainGroup(click.Group):
             click.echo(f"geodrain: error: {msg} (see {where} --help)", err=True)
             ctx.exit(e.exit_code)
         except Terminated:
+            _end_progress_bars()
             click.echo("geodrain: interrupted (terminated by SIGTERM)", err=True)
             ctx.exit(143)
         except KeyboardInterrupt:
+            _end_progress_bars()
             click.echo("geodrain: interrupted", err=True)
             ctx.exit(130)
 
