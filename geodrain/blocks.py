@@ -83,8 +83,9 @@ class BlockReader:
         data, valid = self.source.read(plan.read_row, plan.read_col, plan.read_height, plan.read_width)
         if self.aoi is not None and valid.any():
             valid &= self.aoi.mask(plan.read_row, plan.read_col, plan.read_height, plan.read_width)
-        if valid.any():
-            keep = valid_fraction(valid, plan, self.grid) >= self.min_valid
+        if valid.any():        # a window without any valid pixel is never evaluated, even at min_valid 0
+            frac = valid_fraction(valid, plan, self.grid)
+            keep = (frac >= self.min_valid) & (frac > 0)
         else:                  # nodata, masked or outside: nothing to count
             keep = np.zeros((plan.nrows, plan.ncols), bool)
         self.read_seconds += time.perf_counter() - t0

@@ -136,7 +136,8 @@ def inspect_file(path: str | Path, bands: Sequence[int]) -> InputFile:
 def _inspect(src, path: str, bands: Sequence[int]) -> InputFile:
     if src.count < max(bands):
         raise RasterError(f"{path} has {src.count} band(s) but band {max(bands)} is needed "
-                          f"(bands {','.join(map(str, bands))} are read as R, G, B, NIR)", cli_hint={"bands": "see --bands"})
+                          f"(bands {','.join(map(str, bands))} are read as R, G, B, NIR)",
+                          cli_hint={"bands": "see --bands"})
     if min(bands) < 1:
         raise RasterError("band numbers start at 1")
     if src.crs is None:

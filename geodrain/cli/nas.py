@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from .options import POSITIVE, PROBABILITY, context_opt, device_opt, lr_opt, overwrite_opt, parse_int_list, quiet_opt, seed_opt, workers_opt
+from .options import (POSITIVE, PROBABILITY, context_opt, device_opt, lr_opt, overwrite_opt, parse_int_list, quiet_opt,
+                      seed_opt, workers_opt)
 
 
 def _float_list(text: str | None, name: str) -> list[float] | None:

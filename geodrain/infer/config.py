@@ -28,16 +28,18 @@ def choose_engine(name: str, backend: str, stride: int, bundle: Bundle) -> str:
     it give the chip engine's results, chip for ONNX Runtime.
 
     ``auto`` never falls back to the chip engine silently: on a CPU it is 13-15 x slower at stride 24
-    (docs/performance.md) and more at finer strides. A stride the dense engine cannot run is refused (the chip engine runs it when asked for); a bundle
-    trained without enough context runs the chip engine, with a warning."""
+    (docs/performance.md) and more at finer strides. A stride the dense engine cannot run is refused (the chip
+    engine runs it when asked for); a bundle trained without enough context runs the chip engine, with a
+    warning."""
     if name not in ENGINES:
         raise RasterError(f"unknown engine {name!r}: use auto, dense or chip")
     if name == "dense" and backend == "onnx":
         raise DeviceError("the dense engine runs with torch; ONNX Runtime runs the chip engine",
                           cli_hint={"engine": "--engine chip"})
     if name == "dense" and stride % FEATURE_STRIDE:
-        raise DeviceError(f"the dense engine needs a stride that is a multiple of {FEATURE_STRIDE} px (got {stride}); "
-                          f"use a stride of 8, 16, 24 ... px, or the chip engine", cli_hint={"engine": "--engine chip"})
+        raise DeviceError(f"the dense engine needs a stride that is a multiple of {FEATURE_STRIDE} px (got "
+                          f"{stride}); use a stride of 8, 16, 24 ... px, or the chip engine",
+                          cli_hint={"engine": "--engine chip"})
     if name != "auto":
         return name
     if backend == "onnx":
@@ -45,8 +47,9 @@ def choose_engine(name: str, backend: str, stride: int, bundle: Bundle) -> str:
     if stride % FEATURE_STRIDE:
         raise SettingsError(
             f"stride {stride} px is not a multiple of {FEATURE_STRIDE}: the dense engine cannot run it and the chip "
-            f"engine, which can, is much slower (13-15 x at stride 24 on a CPU); use a stride of {FEATURE_STRIDE}, {2 * FEATURE_STRIDE}, "
-            f"{3 * FEATURE_STRIDE} ... px, or choose the chip engine explicitly",
+            f"engine, which can, is much slower (13-15 x at stride 24 on a CPU); use a stride of "
+            f"{FEATURE_STRIDE}, {2 * FEATURE_STRIDE}, {3 * FEATURE_STRIDE} ... px, or choose the chip engine "
+            "explicitly",
             cli_hint={"engine": "--engine chip runs it"})
     if bundle.context_px < MIN_EXACT_CONTEXT:
         warnings.warn(f"the bundle was trained with {bundle.context_px} px of context (the dense engine needs "

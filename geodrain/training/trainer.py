@@ -149,7 +149,8 @@ def train_model(data: TrainingData, config: TrainConfig, *, progress: bool = Tru
         model = load_bundle(config.init).model
         if model.arch.bands != data.bands or model.context_px != config.context_px:
             raise DatasetError(f"{config.init} has {model.arch.bands} bands and {model.context_px} px of "
-                               f"context; the data has {data.bands} bands and the training context is {config.context_px} px")
+                               f"context; the data has {data.bands} bands and the training context is "
+                               f"{config.context_px} px")
     else:
         arch = Arch(config.arch.k1, config.arch.spp, config.arch.fc, config.arch.width, data.bands)
         model = SPPNet(arch, context_px=config.context_px)
@@ -212,7 +213,8 @@ def train_model(data: TrainingData, config: TrainConfig, *, progress: bool = Tru
         if config.max_seconds is not None and epoch + 1 < config.epochs \
                 and elapsed * (epoch + 2) / (epoch + 1) > config.max_seconds:
             if log:
-                log(f"stopping after epoch {epoch + 1}: the next would end past the time budget of {config.max_seconds:g} s")
+                log(f"stopping after epoch {epoch + 1}: the next would end past the time budget of "
+                    f"{config.max_seconds:g} s")
             break
     if best_state is not None:
         model.load_state_dict(best_state)
