@@ -11,6 +11,7 @@ truth (``truth.gpkg``) is moved with the scene, so detections on the tiles can b
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +38,27 @@ class TileSet:
         return [t for t, c in zip(self.tiles, self.crs) if c == WEST_CRS]
 
 
-def _edges(n: int, parts: int, overlap: int) -> list[tuple[int, int]]:
+def _edges(n: int, parts: int, overlap: int, tile: int | None = None) -> list[tuple[int, int]]:
+    """``parts`` ranges over ``n`` px overlapping by ``overlap``: covering all of it, or ``tile`` px each from
+    the start (the rest of the scene left out)."""
+    if tile is not None:
+        step = tile - overlap
+        if (parts - 1) * step + tile > n:
+            raise ValueError(f"{parts} tiles of {tile} px overlapping by {overlap} px need "
+                             f"{(parts - 1) * step + tile} px, the scene has {n}")
+        return [(i * step, i * step + tile) for i in range(parts)]
     size = math.ceil((n + (parts - 1) * overlap) / parts)
     step = size - overlap
     return [(i * step, n if i == parts - 1 else i * step + size) for i in range(parts)]
 
 
 def cut_tiles(scene: str | Path, out: str | Path, *, rows: int = 2, cols: int = 2, overlap_px: int = 100,
-              seam_lon: float = SEAM_LON, west_crs: str = WEST_CRS, block: int = 256,
+              tile_px: int | None = None, seam_lon: float = SEAM_LON, west_crs: str = WEST_CRS, block: int = 256,
               overwrite: bool = False) -> TileSet:
-    """Cut ``scene``/naip.tif into overlapping tiles in two UTM zones under ``out`` (see the module doc)."""
+    """Cut ``scene``/naip.tif into overlapping tiles in two UTM zones under ``out`` (see the module doc).
+
+    With ``tile_px`` every tile (before reprojection) is ``tile_px`` square and the tiles start at the scene's
+    top-left corner; the truth then keeps only what lies on the tiles."""
     import geopandas as gpd
     import pyogrio
     import rasterio
@@ -64,16 +76,22 @@ def cut_tiles(scene: str | Path, out: str | Path, *, rows: int = 2, cols: int = 
         if src.crs.to_string() != EAST_CRS:
             raise ValueError(f"expected a scene in {EAST_CRS}, got {src.crs}")
         t = src.transform
-        cx, cy = t * (src.width / 2, src.height / 2)
+        rows_px = _edges(src.height, rows, overlap_px, tile_px)
+        cols_px = _edges(src.width, cols, overlap_px, tile_px)
+        # the seam runs through the middle of the part of the scene the tiles cover
+        cx, cy = t @ ((cols_px[0][0] + cols_px[-1][1]) / 2, (rows_px[0][0] + rows_px[-1][1]) / 2)
         lon, lat = Transformer.from_crs(EAST_CRS, "EPSG:4326", always_xy=True).transform(cx, cy)
         seam_x, _ = Transformer.from_crs("EPSG:4326", EAST_CRS, always_xy=True).transform(seam_lon, lat)
         dx, dy = round(seam_x - cx), 0.0
         shifted = rasterio.Affine(t.a, t.b, t.c + dx, t.d, t.e, t.f + dy)
         to_lon = Transformer.from_crs(EAST_CRS, "EPSG:4326", always_xy=True)
+        x0, y0 = shifted @ (cols_px[0][0], rows_px[-1][1])
+        x1, y1 = shifted @ (cols_px[-1][1], rows_px[0][0])
+        covered = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
         base = dict(driver="GTiff", count=src.count, dtype=src.dtypes[0], tiled=True, blockxsize=block,
                     blockysize=block, compress="deflate", interleave="pixel", photometric="RGB")
-        for r, (r0, r1) in enumerate(_edges(src.height, rows, overlap_px)):
-            for c, (c0, c1) in enumerate(_edges(src.width, cols, overlap_px)):
+        for r, (r0, r1) in enumerate(rows_px):
+            for c, (c0, c1) in enumerate(cols_px):
                 win = Window(c0, r0, c1 - c0, r1 - r0)
                 data = src.read(window=win)
                 tf = rasterio.windows.transform(win, shifted)
@@ -107,6 +125,8 @@ def cut_tiles(scene: str | Path, out: str | Path, *, rows: int = 2, cols: int = 
             gdf = gpd.read_file(scene / "truth.gpkg", layer=layer)
         except Exception:  # noqa: BLE001 - a scene without that layer
             continue
-        gdf = gdf.set_geometry(gdf.geometry.translate(dx, dy))
+        gdf = gdf.set_geometry(gdf.geometry.translate(dx, dy)).cx[covered[0]:covered[2], covered[1]:covered[3]]
         pyogrio.write_dataframe(gdf, truth, layer=layer, driver="GPKG", append=truth.exists())
+    (out / "tiles.json").write_text(json.dumps({"scene": str(scene), "shift": [float(dx), float(dy)],
+                                                "tiles": [t.name for t in tiles], "crs": crss}, indent=1))
     return TileSet(out, tiles, crss, truth, (float(dx), float(dy)))
