@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from .merge import Candidates, Crossings, merge_candidates
+from .merge import Candidates, Crossings
 from .plan import RunPlan, file_progress
 from .runstate import WorkDir
-from .tasks import RunSpec, StreamStats, TaskOutput, run_tasks, runtime, task_info
+from .tasks import RunSpec, Runtime, StreamStats, TaskOutput, run_tasks
 
 
 @dataclass
@@ -92,8 +92,10 @@ class Progress:
 
 
 def execute(plan: RunPlan, run: RunSpec, *, work: WorkDir | None = None, cluster=None, retries: int = 2,
-            progress: bool = True) -> Execution:
-    """Run the plan's unfinished tasks and return every task's output in task order."""
+            rt: Runtime | None = None, progress: bool = True) -> Execution:
+    """Run the plan's unfinished tasks and return every task's output in task order: on ``cluster`` (a
+    :class:`geodrain.distributed.ClusterInfo`) or in this process with ``rt`` (default: the process's
+    runtime for ``run``)."""
     t0 = time.perf_counter()
     keys = [t.key for t in plan.tasks]
     done = work.finished(keys) if work is not None else set()
@@ -130,8 +132,8 @@ def execute(plan: RunPlan, run: RunSpec, *, work: WorkDir | None = None, cluster
             def on_block(spec, block) -> None:
                 bar.block(spec.key, block.plan.nrows * block.plan.ncols / max(spec.windows, 1), block.n_windows)
 
-            for out in run_tasks(todo, run, on_block=on_block, stats=stats):
-                out.info = {**task_info(runtime(run)), "worker": "local"}
+            for out in run_tasks(todo, run, rt=rt, on_block=on_block, stats=stats):
+                out.info = {**(rt.info() if rt is not None else {}), "worker": "local"}
                 arrived(out)
     finally:
         bar.close()
@@ -141,34 +143,35 @@ def execute(plan: RunPlan, run: RunSpec, *, work: WorkDir | None = None, cluster
     return Execution(outputs, computed, sorted(done), stats, time.perf_counter() - t0)
 
 
-def merged(plan: RunPlan, outputs: list[TaskOutput], radius_m: float) -> tuple[Candidates, Crossings]:
-    """All tasks' candidates in the output CRS (task order) and the crossings they merge into."""
+def merged(plan: RunPlan, outputs: list[TaskOutput], threshold: float, radius_m: float) -> tuple[Candidates, Crossings]:
+    """All tasks' candidates in the output CRS (in task order) and the crossings they give at ``threshold``
+    and ``radius_m`` (:func:`geodrain.postprocess.crossings_at`), inside the AOI if there is one."""
     from pyproj import Transformer
+
+    from .postprocess import crossings_at
 
     parts = []
     out_wkt = plan.crs.to_wkt()
     transformers: dict[int, Transformer] = {}
     for spec, out in zip(plan.tasks, outputs):
         c = out.candidates
-        if len(c) == 0:
-            continue
         g = plan.groups_by_index[spec.group]
-        if g.crs != plan.crs:
+        if len(c) and g.crs != plan.crs:
             tr = transformers.setdefault(spec.group, Transformer.from_crs(g.crs.to_wkt(), out_wkt, always_xy=True))
             xy = np.column_stack(tr.transform(c.xy[:, 0], c.xy[:, 1]))
             centre = np.column_stack(tr.transform(c.centre[:, 0], c.centre[:, 1]))
-            c = Candidates(xy, c.score, c.size, centre)
+            c = Candidates(xy, c.score, c.size, centre, c.floor)
         parts.append(c)
-    cands = Candidates.concat(parts)
+    cands = Candidates.concat(parts, floor=min((o.candidates.floor for o in outputs), default=threshold))
     units = float(plan.crs.linear_units_factor[1])
-    crossings = merge_candidates(cands, radius_m / units)
+    inside = None
     aoi_group = next((g for g in plan.groups if g.aoi is not None), None)
-    if aoi_group is not None and len(crossings):
-        xy = crossings.xy
-        if aoi_group.crs != plan.crs:
-            tr = Transformer.from_crs(out_wkt, aoi_group.crs.to_wkt(), always_xy=True)
-            xy = np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))
-        inside = aoi_group.aoi.contains(xy)
-        crossings = Crossings(crossings.xy[inside], crossings.score[inside], crossings.n_windows[inside],
-                              crossings.size_m[inside])
-    return cands, crossings
+    if aoi_group is not None:
+        if aoi_group.crs == plan.crs:
+            inside = aoi_group.aoi.contains
+        else:
+            to_aoi = Transformer.from_crs(out_wkt, aoi_group.crs.to_wkt(), always_xy=True)
+
+            def inside(xy: np.ndarray) -> np.ndarray:
+                return aoi_group.aoi.contains(np.column_stack(to_aoi.transform(xy[:, 0], xy[:, 1])))
+    return cands, crossings_at(cands, threshold, radius_m / units, inside=inside)

@@ -205,6 +205,16 @@ class WorkDir:
             raise
 
     @staticmethod
+    def peek(path: str | Path | None) -> dict[str, Any] | None:
+        """The manifest of the run in ``path`` (without taking the folder), None if there is none."""
+        if path is None or not (Path(path) / MANIFEST).is_file():
+            return None
+        try:
+            return json.loads((Path(path) / MANIFEST).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+
+    @staticmethod
     def _lock(path: Path) -> int:
         try:
             fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -307,6 +317,7 @@ def task_bytes(out: TaskOutput, crs, run_id: str = "") -> bytes:
     meta = dict(table.schema.metadata or {})
     meta[b"geodrain_task"] = json.dumps({"key": out.key, "windows": out.windows, "evaluated": out.evaluated,
                                          "crossings": out.crossings, "seconds": round(out.seconds, 3),
+                                         "floor": float(out.candidates.floor),
                                          "run": run_id, "info": out.info}).encode()
     result = io.BytesIO()
     pq.write_table(table.replace_schema_metadata(meta), result)
@@ -329,7 +340,7 @@ def read_task(path: Path) -> TaskOutput:
                       np.column_stack([table.column("width_m").to_numpy(), table.column("height_m").to_numpy()])
                       .astype(np.float32).reshape(-1, 2),
                       np.column_stack([table.column("centre_x").to_numpy(), table.column("centre_y").to_numpy()])
-                      .reshape(-1, 2))
+                      .reshape(-1, 2), float(meta.get("floor", 0.0)))
     out = TaskOutput(meta.get("key", path.stem), cand, int(meta.get("windows", 0)), int(meta.get("evaluated", 0)),
                      int(meta.get("crossings", 0)), float(meta.get("seconds", 0.0)), dict(meta.get("info", {})))
     out.info.setdefault("run", meta.get("run", ""))

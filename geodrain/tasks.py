@@ -29,8 +29,8 @@ import numpy as np
 from .catalog import Ownership
 from .errors import BundleError
 from .merge import Candidates, decode, merge_candidates
-from .read import Grid, InputFile, RasterSource, block_cache, build_vrt
-from .window import Block, BlockPlan, WindowGrid, valid_fraction
+from .read import Grid, InputFile, RasterSource, build_vrt
+from .window import Block, BlockPlan, WindowGrid
 
 
 @dataclass(frozen=True)
@@ -99,14 +99,26 @@ class TaskOutput:
 # the model, once per process
 # --------------------------------------------------------------------------------------------------------
 class Runtime:
-    """A loaded bundle on a device, with one engine per window geometry."""
+    """A loaded bundle on a device in one run configuration, with one engine per window geometry."""
 
-    loads = 0   # bundles loaded by this process (the distributed test checks: once per worker)
+    loads = 0   # bundles loaded from disk by this process (the distributed test checks: once per worker)
 
-    def __init__(self, run: RunSpec):
+    def __init__(self, bundle, device, config, engine: str, block_px: int, read_threads: int,
+                 make_engine: Callable | None = None):
         import torch
 
-        from .detect import DetectOptions, run_config
+        self.bundle, self.device, self.config = bundle, device, config
+        self.engine_kind, self.block_px, self.read_threads = engine, block_px, read_threads
+        self._make_engine = make_engine
+        self.engines: dict = {}
+        self.torch_threads = torch.get_num_threads()
+
+    @classmethod
+    def load(cls, run: RunSpec) -> "Runtime":
+        """The runtime a worker builds from a :class:`RunSpec`: the bundle from disk (checked against the run's
+        model id), the device and its run configuration resolved here."""
+        from .blocks import default_read_threads
+        from .infer.config import run_config
         from .infer.runtime import resolve_device
         from .model.bundle import load_bundle
 
@@ -116,28 +128,26 @@ class Runtime:
                               f"uses {run.model_id}")
         _ = bundle.model
         Runtime.loads += 1
-        self.run = run
-        self.bundle = bundle
-        self.device = resolve_device(run.device)
-        opts = DetectOptions(stride=run.stride, backend=run.backend, device=run.device,
-                             batch_size=run.batch_size, precision=run.precision, cuda_graph=run.cuda_graph)
-        self.config = run_config(bundle, opts, self.device)
-        self.engines: dict = {}
-        self.torch_threads = torch.get_num_threads()
+        device = resolve_device(run.device)
+        config = run_config(bundle, device, backend=run.backend, batch_size=run.batch_size,
+                            precision=run.precision, cuda_graph=run.cuda_graph)
+        return cls(bundle, device, config, run.engine, run.block_px,
+                   run.read_threads or default_read_threads(device, run.engine))
 
     def engine(self, window: WindowGrid):
-        from .detect import make_engine
+        from .infer.config import make_engine
 
         key = (window.size, window.stride, window.context)
         if key not in self.engines:
-            self.engines[key] = make_engine(self.run.engine, self.bundle, self.config, window, self.run.block_px)
+            factory = self._make_engine or make_engine
+            self.engines[key] = factory(self.engine_kind, self.bundle, self.config, window, self.block_px)
         return self.engines[key]
 
-    @property
-    def read_threads(self) -> int:
-        from .detect import default_read_threads
-
-        return self.run.read_threads or default_read_threads(self.device, self.run.engine)
+    def info(self) -> dict:
+        """How tasks ran here (recorded with each task's result)."""
+        return {"pid": os.getpid(), "device": str(self.device), "engine": self.engine_kind,
+                "run": self.config.to_dict(), "torch_threads": self.torch_threads, "bundle_loads": Runtime.loads,
+                "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
 _RUNTIMES: dict[RunSpec, Runtime] = {}
@@ -150,7 +160,7 @@ def runtime(run: RunSpec) -> Runtime:
     with _RUNTIME_LOCK:
         rt = _RUNTIMES.get(run)
         if rt is None:
-            rt = _RUNTIMES[run] = Runtime(run)
+            rt = _RUNTIMES[run] = Runtime.load(run)
         return rt
 
 
@@ -196,18 +206,17 @@ def _owned(spec: TaskSpec, plan: BlockPlan) -> np.ndarray | None:
 
 def prepare_block(task: _Open, plan: BlockPlan) -> Block:
     """Read a block and mark the windows to score: valid enough, inside the AOI, owned by the group."""
+    from .blocks import prepare_block as read_block
+
     spec = task.spec
     owned = _owned(spec, plan)
     if owned is not None and not owned.any():
         # nothing here is this group's: no read at all
         return Block(plan, np.zeros((len(spec.bands), 0, 0), np.uint8), np.zeros((0, 0), bool), owned)
-    data, valid = task.source.read(plan.read_row, plan.read_col, plan.read_height, plan.read_width)
-    if task.aoi is not None:
-        valid &= task.aoi.mask(plan.read_row, plan.read_col, plan.read_height, plan.read_width)
-    keep = valid_fraction(valid, plan, spec.window) >= spec.min_valid
+    block = read_block(task.source, spec.window, task.aoi, spec.min_valid, plan)
     if owned is not None:
-        keep &= owned
-    return Block(plan, data, valid, keep)
+        block.keep &= owned
+    return block
 
 
 @dataclass
@@ -217,14 +226,20 @@ class StreamStats:
     infer_s: float = 0.0
     decode_s: float = 0.0
 
+    def as_dict(self) -> dict[str, float]:
+        return {"read_thread_s": self.read_s, "read_wait_s": self.wait_s, "infer_s": self.infer_s,
+                "merge_s": self.decode_s}
 
-def run_tasks(specs: Sequence[TaskSpec], run: RunSpec, *, on_block: Callable[[TaskSpec, Block], None] | None = None,
+
+def run_tasks(specs: Sequence[TaskSpec], run: RunSpec, *, rt: Runtime | None = None,
+              on_block: Callable[[TaskSpec, Block], None] | None = None,
               stats: StreamStats | None = None) -> Iterator[TaskOutput]:
     """Run tasks as one stream of blocks and yield each task's output as soon as it is complete (tasks without
-    blocks first, then in the order given)."""
+    blocks first, then in the order given). ``rt``: the runtime (default: this process's for ``run``)."""
     from .aoi import AOI
+    from .blocks import block_cache
 
-    rt = runtime(run)
+    rt = rt or runtime(run)
     stats = stats if stats is not None else StreamStats()
     items = [(i, plan) for i, spec in enumerate(specs) for plan in spec.blocks]
     empties = [i for i, spec in enumerate(specs) if not spec.blocks]
@@ -248,13 +263,13 @@ def run_tasks(specs: Sequence[TaskSpec], run: RunSpec, *, on_block: Callable[[Ta
     def close(i: int) -> TaskOutput:
         task = opened.pop(i)
         task.source.close()
-        cands = Candidates.concat(task.parts)
+        cands = Candidates.concat(task.parts, floor=run.threshold)
         radius = run.merge_radius_m / task.spec.grid.units_m
         return TaskOutput(task.spec.key, cands, task.spec.windows, task.evaluated,
                           crossings=len(merge_candidates(cands, radius)), seconds=time.perf_counter() - task.t0)
 
     for i in empties:     # a task with no blocks (nothing to score) is done at once
-        yield TaskOutput(specs[i].key, Candidates(), 0, 0)
+        yield TaskOutput(specs[i].key, Candidates(floor=run.threshold), 0, 0)
     if not items:
         return
     first = open_task(items[0][0])
@@ -317,24 +332,13 @@ def run_tasks(specs: Sequence[TaskSpec], run: RunSpec, *, on_block: Callable[[Ta
         opened.clear()
 
 
-def task_info(rt: Runtime) -> dict:
-    return {"pid": os.getpid(), "device": str(rt.device), "engine": rt.run.engine, "run": rt.config.to_dict(),
-            "torch_threads": rt.torch_threads, "bundle_loads": Runtime.loads, "peak_rss_mb": round(peak_rss_mb(), 1)}
-
-
 def run_one(spec: TaskSpec, run: RunSpec, worker: str = "") -> TaskOutput:
     """Run a single task (what a Dask worker executes), one at a time per process."""
     with TASK_LOCK:
-        (out,) = list(run_tasks([spec], run))
-        out.info = {**task_info(runtime(run)), "worker": worker}
+        rt = runtime(run)
+        (out,) = list(run_tasks([spec], run, rt=rt))
+        out.info = {**rt.info(), "worker": worker}
         return out
-
-
-def task_area(rect, region) -> float:
-    """Area of ``rect`` ∩ ``region`` (shapely), 0 for an empty region."""
-    if region is None:
-        return float(rect.area)
-    return float(rect.intersection(region).area)
 
 
 def centre_rect_px(plans: Sequence[BlockPlan], window: WindowGrid) -> tuple[float, float, float, float]:

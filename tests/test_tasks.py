@@ -31,7 +31,7 @@ def test_tasks_reproduce_one_stream(tmp_path, random_bundle):
         ex = execute(plan, run, progress=False)
         assert [o.key for o in ex.outputs] == [t.key for t in plan.tasks]
         assert ex.evaluated == ref.evaluated and plan.windows == ref.windows
-        cands, crossings = merged(plan, ex.outputs, bundle.merge_radius_m)
+        cands, crossings = merged(plan, ex.outputs, 0.1, bundle.merge_radius_m)
         assert len(ref.candidates) > 10
         for a, b in zip(_sorted(cands), _sorted(ref.candidates)):
             assert np.array_equal(a, b)
