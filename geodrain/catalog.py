@@ -81,7 +81,8 @@ def to_gdal_path(href: str) -> str:
 
 
 def resolve_inputs(specs: str | Path | Sequence[str | Path], *, stac_asset: str | None = None) -> list[str]:
-    """The raster files named by ``specs`` (paths, folders, globs, list files, STAC JSON), without repeats."""
+    """The raster files named by ``specs`` (paths, folders, globs, list files, STAC JSON), without repeats;
+    local paths are made absolute (Dask workers may run elsewhere in the file system)."""
     if isinstance(specs, (str, Path)):
         specs = [specs]
     out: list[str] = []
@@ -95,7 +96,7 @@ def resolve_inputs(specs: str | Path | Sequence[str | Path], *, stac_asset: str 
         key = p if is_vsi(p) else os.path.realpath(p)
         if key not in seen:
             seen.add(key)
-            unique.append(p)
+            unique.append(p if is_vsi(p) else os.path.abspath(p))
     return unique
 
 

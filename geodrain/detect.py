@@ -199,7 +199,7 @@ def _run(plan: RunPlan, bundle: Bundle, settings: DetectSettings, options: Detec
                   f"{bundle.gsd:g} m; crossings may not be resolvable", file=sys.stderr)
     if progress and (len(plan.files) > 1 or len(plan.tasks) > 1):
         print(f"geodrain: {plan.summary()}", file=sys.stderr)
-    run = RunSpec(str(bundle.path), bundle.model_id, settings.engine, options.backend, options.device,
+    run = RunSpec(str(Path(bundle.path).resolve()), bundle.model_id, settings.engine, options.backend, options.device,
                   options.batch_size, options.precision, options.cuda_graph, settings.block_px,
                   options.read_threads, settings.threshold, settings.stride, settings.merge_radius_m)
     rt = None if cluster is not None else Runtime(bundle, device, settings.run, settings.engine, settings.block_px,
