@@ -296,7 +296,9 @@ def file_footprint(f: InputFile, max_cells: int = FOOTPRINT_CELLS):
     except rasterio.errors.RasterioError as e:
         raise RasterError(f"cannot read the mask of {f.path}: {str(e).splitlines()[0][:200]}") from None
     t = f.transform @ Affine.scale(f.width / w, f.height / h)
-    polys = [shape(geom) for geom, v in shapes(mask.astype(np.uint8), mask=mask, transform=t) if v]
+    with warnings.catch_warnings():   # the mask array has no georeferencing of its own: ``t`` is it
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        polys = [shape(geom) for geom, v in shapes(mask.astype(np.uint8), mask=mask, transform=t) if v]
     cell = math.hypot(t.a, t.e)
     if not polys:
         return shapely.Polygon(), cell

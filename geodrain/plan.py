@@ -86,6 +86,12 @@ class RunPlan:
                 f"{self.area_km2:,.1f} km²; crossings in {self.crs.to_string()}")
 
 
+def shapely_box(x0: float, y0: float, x1: float, y1: float):
+    from shapely.geometry import box
+
+    return box(x0, y0, x1, y1)
+
+
 def _box_map(grid, col0: float, row0: float, col1: float, row1: float):
     """A pixel rectangle of ``grid`` as a map-coordinate polygon."""
     from shapely.geometry import box
@@ -170,8 +176,9 @@ def plan_run(inputs: str | Path | Sequence[str | Path], *, bands: Sequence[int],
             grid, window = g.source.grid, g.window
             plans = plan_blocks(window, block_px, g.source.block_shape, g.aoi.pixel_bounds if g.aoi else None)
             tree = STRtree([shapely.box(*f.bounds) for f in g.source.files])
+            near: dict = {}
             kept = [p for p in plans if len(tree.query(_read_box(grid, [p]), predicate="intersects"))
-                    and not (ownership is not None and _owned_elsewhere(ownership, g, grid, window, p))]
+                    and not (ownership is not None and _owned_elsewhere(ownership, g, grid, window, p, near))]
             rank = 0
             for tile in tile_blocks(kept, per_side):
                 tile = sorted(tile, key=lambda p: p.index)
@@ -199,7 +206,8 @@ def plan_run(inputs: str | Path | Sequence[str | Path], *, bands: Sequence[int],
         raise
 
 
-def _owned_elsewhere(ownership: Ownership, g: GroupPlan, grid, window: WindowGrid, p: BlockPlan) -> bool:
+def _owned_elsewhere(ownership: Ownership, g: GroupPlan, grid, window: WindowGrid, p: BlockPlan,
+                     near: dict | None = None) -> bool:
     """True only when no window centre of block ``p`` can be owned by group ``g`` (exact, conservative)."""
     rect = _box_map(grid, *centre_rect_px([p], window))
     mine = ownership.claims[g.index]
@@ -208,8 +216,14 @@ def _owned_elsewhere(ownership: Ownership, g: GroupPlan, grid, window: WindowGri
     wkt = grid.crs.to_wkt()
     core_hit = rect.intersects(mine.core)
     seg = max(window.stride * grid.gsd, 1.0)
+    near = {} if near is None else near
     for k, other in enumerate(ownership.claims):
         if k == g.index or other.core.is_empty or (k > g.index and core_hit):
+            continue
+        if k not in near:   # the other core's bounding box here, grown by a kilometre: a cheap first test
+            box = transform_geometry(shapely_box(*other.core.bounds), other.crs_wkt, wkt, segment=1000.0)
+            near[k] = box.buffer(1000.0)
+        if not rect.intersects(near[k]):
             continue
         r = transform_geometry(rect, wkt, other.crs_wkt, segment=seg) if other.crs_wkt != wkt else rect
         if other.core.contains(r.buffer(1.0)):

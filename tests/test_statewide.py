@@ -133,7 +133,13 @@ def test_worker_killed_mid_run_same_output(mosaic, random_bundle, reference, tmp
     sched_file = tmp_path / "scheduler.json"
     procs = [_dask("scheduler", "--scheduler-file", str(sched_file), "--port", "0", "--dashboard-address", ":0")]
     try:
-        wait_until(sched_file.exists, "the scheduler")
+        def scheduler_up():
+            try:
+                return "address" in json.loads(sched_file.read_text())
+            except (OSError, ValueError):
+                return False
+
+        wait_until(scheduler_up, "the scheduler")
         workers = {name: _dask("worker", "--scheduler-file", str(sched_file), "--name", name, "--nthreads", "1",
                                "--no-nanny", "--memory-limit", "0", "--no-dashboard")
                    for name in ("w0", "w1")}
@@ -143,7 +149,7 @@ def test_worker_killed_mid_run_same_output(mosaic, random_bundle, reference, tmp
             address = client.scheduler.address
             import urllib.request
 
-            with urllib.request.urlopen(client.dashboard_link, timeout=30) as page:   # the dashboard serves
+            with urllib.request.urlopen(client.dashboard_link, timeout=120) as page:  # the dashboard serves
                 assert page.status == 200
         out, work = tmp_path / "dist.gpkg", tmp_path / "work"
         driver = subprocess.Popen(detect_cmd([mosaic.folder], out, random_bundle, "--scheduler", address,
