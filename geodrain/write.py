@@ -114,7 +114,7 @@ def write_points(xy: np.ndarray, columns: dict[str, Any], crs, path: str | Path,
         if fmt == "GPKG":
             _write_gpkg(gdf, tmp, layer, meta, description, created or utc_now())
         elif fmt == "GeoJSON":
-            gdf.to_crs("EPSG:4326").to_file(tmp, driver="GeoJSON", engine="pyogrio", RFC7946="YES",
+            gdf.to_crs("EPSG:4326").to_file(tmp, driver="GeoJSON", engine="pyogrio", RFC7946="YES", layer=path.stem,
                                             layer_options={"DESCRIPTION": description} if description else {})
         elif fmt == "GeoParquet":
             _write_parquet(gdf, tmp, meta)

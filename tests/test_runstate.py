@@ -149,3 +149,27 @@ def test_damaged_result_is_a_clear_error(tmp_path):
 def test_describe_change_same_run(tmp_path):
     m = {"format": "f", "geodrain_version": "v", **manifest(tmp_path)}
     assert describe_change(m, json.loads(json.dumps(m))) is None
+
+
+@pytest.mark.parametrize("ext", [".gpkg", ".geojson", ".parquet", ".csv"])
+def test_outputs_written_twice_are_the_same_bytes(tmp_path, ext):
+    """What makes a resumed run's output byte-identical: no clock in what is written (GeoPackage timestamps
+    included, which GDAL otherwise takes from the clock to the millisecond)."""
+    from geodrain.write import write_points
+
+    xy = np.array([[600000.5, 4500000.25], [600100.0, 4500100.0]])
+    cols = {"score": np.array([0.5, 0.75]), "source": ["a.tif", "b.tif"]}
+    a = tmp_path / f"a{ext}"
+    written = []
+    for _ in range(2):
+        write_points(xy, cols, "EPSG:26914", a, metadata={"created_utc": "2023-11-14T22:13:20Z"},
+                     created="2023-11-14T22:13:20Z", overwrite=True)
+        written.append(a.read_bytes())
+    assert written[0] == written[1]
+    if ext == ".gpkg":
+        import sqlite3
+
+        with sqlite3.connect(a) as db:
+            stamps = {r[0] for r in db.execute("select last_change from gpkg_contents")}
+            styles = {r[0] for r in db.execute("select update_time from layer_styles")}
+        assert stamps == {"2023-11-14T22:13:20.000Z"} and {s[:19] for s in styles} == {"2023-11-14T22:13:20"}
