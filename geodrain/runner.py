@@ -123,12 +123,12 @@ def execute(plan: RunPlan, run: RunSpec, *, work: WorkDir | None = None, cluster
         bar.task(out, computed=True)
 
     try:
-        if cluster is not None:
+        if cluster is not None and todo:
             from .distributed import run_on_cluster
 
             for out in run_on_cluster(cluster, todo, run, retries=retries):
                 arrived(out)
-        elif todo:
+        elif todo and cluster is None:
             def on_block(spec, block) -> None:
                 bar.block(spec.key, block.plan.nrows * block.plan.ncols / max(spec.windows, 1), block.n_windows)
 
