@@ -9,7 +9,10 @@ The library follows the data flow of detection, one module per stage with a type
     -> write (geodrain.write: write_crossings)
 
 orchestrated by :func:`geodrain.detect.detect`, with its settings resolved once (:mod:`geodrain.settings`)
-and outputs checked and published atomically (:mod:`geodrain.output`). Research commands share the model
+and outputs checked and published atomically (:mod:`geodrain.output`). Many files are resolved and grouped by
+CRS in :mod:`geodrain.catalog`, cut into tasks in :mod:`geodrain.plan`, run in this process or on Dask
+(:mod:`geodrain.tasks`, :mod:`geodrain.distributed`, :mod:`geodrain.runner`) and kept in a resumable work
+folder (:mod:`geodrain.runstate`). Research commands share the model
 (:mod:`geodrain.model`), the reader and the post-processing: :mod:`geodrain.datasets` and
 :mod:`geodrain.training` read training crops through :class:`~geodrain.read.RasterSource` and calibrate
 through :mod:`geodrain.postprocess`; :mod:`geodrain.nas`, :mod:`geodrain.schedule`, :mod:`geodrain.profiling`

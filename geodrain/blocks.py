@@ -67,6 +67,20 @@ def default_read_threads(device: "torch.device", engine: str = "dense") -> int:
     return 2
 
 
+def prepare_block(source: RasterSource, grid: WindowGrid, aoi: AOI | None, min_valid: float,
+                  plan: BlockPlan) -> Block:
+    """Read one block and mark the windows valid enough to evaluate (validity includes the AOI)."""
+    data, valid = source.read(plan.read_row, plan.read_col, plan.read_height, plan.read_width)
+    if aoi is not None and valid.any():
+        valid &= aoi.mask(plan.read_row, plan.read_col, plan.read_height, plan.read_width)
+    if valid.any():        # a window without any valid pixel is never evaluated, even at min_valid 0
+        frac = valid_fraction(valid, plan, grid)
+        keep = (frac >= min_valid) & (frac > 0)
+    else:                  # nodata, masked or outside: nothing to count
+        keep = np.zeros((plan.nrows, plan.ncols), bool)
+    return Block(plan, data, valid, keep)
+
+
 class BlockReader:
     """Reads and prepares blocks on background threads, at most ``ahead`` blocks in flight."""
 
@@ -80,16 +94,9 @@ class BlockReader:
 
     def prepare(self, plan: BlockPlan) -> Block:
         t0 = time.perf_counter()
-        data, valid = self.source.read(plan.read_row, plan.read_col, plan.read_height, plan.read_width)
-        if self.aoi is not None and valid.any():
-            valid &= self.aoi.mask(plan.read_row, plan.read_col, plan.read_height, plan.read_width)
-        if valid.any():        # a window without any valid pixel is never evaluated, even at min_valid 0
-            frac = valid_fraction(valid, plan, self.grid)
-            keep = (frac >= self.min_valid) & (frac > 0)
-        else:                  # nodata, masked or outside: nothing to count
-            keep = np.zeros((plan.nrows, plan.ncols), bool)
+        block = prepare_block(self.source, self.grid, self.aoi, self.min_valid, plan)
         self.read_seconds += time.perf_counter() - t0
-        return Block(plan, data, valid, keep)
+        return block
 
     def blocks(self, plans: Sequence[BlockPlan]) -> Iterator[Block]:
         if not plans:

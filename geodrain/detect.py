@@ -1,44 +1,51 @@
-"""Detection: read -> window -> infer -> merge -> write, streamed block by block.
+"""Detection: read -> window -> infer -> merge -> write, for one raster or a statewide set of files.
 
 :func:`detect` is the library API behind ``geodrain detect``; this module only orchestrates the stages.
-Settings are resolved once (:mod:`geodrain.settings`); blocks are read and prepared (validity, AOI, window
-selection) on background threads, a bounded number ahead of the engine (:mod:`geodrain.blocks`), so reading
-overlaps the model and memory stays bounded whatever the raster size. On a GPU the next block is queued
-before the previous block's outputs are decoded (:func:`geodrain.merge.decode`), so decoding overlaps the
-model too. Candidates are turned into crossings once at the end (:func:`geodrain.postprocess.crossings_at`)
-and written atomically (:func:`geodrain.write.write_crossings`).
+Settings are resolved once (:mod:`geodrain.settings`). The inputs are resolved, grouped by CRS and cut into
+tasks (:mod:`geodrain.plan`, :mod:`geodrain.catalog`): groups of blocks of each group's mosaic, every window
+scored by exactly one task. The tasks run in this process as one stream of blocks, read on background threads
+ahead of the engine so that memory stays bounded whatever the raster size (:mod:`geodrain.tasks`), or on Dask
+workers (:mod:`geodrain.distributed`); each finished task's candidates go to the run's work folder
+(:mod:`geodrain.runstate`), so an interrupted run resumes where it stopped (:mod:`geodrain.runner`). All
+candidates are then turned into crossings once, in one CRS (:func:`geodrain.postprocess.crossings_at`), and
+written atomically (:func:`geodrain.write.write_crossings`).
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from tqdm import tqdm
-
-from .aoi import load_aoi
-from .blocks import BlockReader
-from .errors import GeodrainWarning, RasterError
+from .errors import GeodrainError, GeodrainWarning, RasterError
 from .infer.base import Engine
 from .infer.config import make_engine
 from .infer.runtime import RunConfig, resolve_device
 from .memory import fit as fit_memory
-from .merge import Candidates, Crossings, decode
+from .merge import Candidates, Crossings
 from .model.bundle import Bundle, load_bundle
-from .postprocess import crossings_at
-from .read import RasterSource, open_source
+from .plan import DEFAULT_TASK_PX, RunPlan, plan_run, source_names
+from .read import RasterSource
+from .runner import execute, merged
+from .runstate import WorkDir, default_work_dir, input_record
 from .settings import DetectOptions, DetectSettings
-from .window import WindowGrid, check_size, drop_empty, plan_blocks
-from .write import RunInfo, check_points_output, write_crossings
+from .tasks import RunSpec, Runtime
+from .window import WindowGrid
+from .write import RunInfo, check_points_output, utc_now, write_crossings
 
 __all__ = ["detect", "DetectOptions", "DetectSettings", "DetectResult", "EngineFactory"]
 
 EngineFactory = Callable[[str, Bundle, RunConfig, WindowGrid, int], Engine]
 """Builds the engine of a run: (engine kind, bundle, run configuration, window grid, block size) -> engine.
-The default is :func:`geodrain.infer.config.make_engine`; experiments pass their own."""
+The default is :func:`geodrain.infer.config.make_engine`; experiments pass their own (in-process runs only)."""
+
+
+class RunOptionError(GeodrainError, ValueError):
+    """Options of a run that do not go together."""
 
 
 @dataclass
@@ -47,7 +54,7 @@ class DetectResult:
 
     crossings: Crossings
     output: Path | None
-    source: RasterSource
+    source: RasterSource                  # the (first) CRS group's mosaic
     bundle: Bundle
     windows: int
     evaluated: int
@@ -55,62 +62,44 @@ class DetectResult:
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
     config: dict = field(default_factory=dict)      # how the model ran (DetectSettings.record())
-    candidates: Candidates | None = None   # the window candidates (>= threshold) before merging
+    candidates: Candidates | None = None   # the window candidates (>= threshold) before merging, output CRS
     settings: DetectSettings | None = None
-    empty_km2: float = 0.0                  # of area_km2: blocks with no data (sparse files), skipped unread
+    plan: RunPlan | None = None
+    computed: list[str] = field(default_factory=list)   # tasks this run computed
+    reused: list[str] = field(default_factory=list)     # tasks an earlier run had finished
+    work_dir: Path | None = None
+    created_utc: str = ""
+    empty_km2: float = 0.0                  # of area_km2: blocks with no data (sparse files, gaps), skipped unread
 
     @property
     def chips_per_s(self) -> float:
         return self.evaluated / self.seconds if self.seconds > 0 else float("nan")
 
+    @property
+    def crs(self):
+        return self.plan.crs if self.plan is not None else self.source.grid.crs
+
     def summary(self) -> str:
+        files = f"{len(self.plan.files)} files, " if self.plan is not None and len(self.plan.files) > 1 else ""
+        resumed = f", {len(self.reused)} of {len(self.reused) + len(self.computed)} tasks resumed" \
+            if self.reused else ""
         empty = f" ({self.empty_km2:,.2f} km² of it without data, skipped)" if self.empty_km2 > 0 else ""
-        return (f"{len(self.crossings)} crossings in {self.area_km2:,.2f} km²{empty}, {self.seconds:.1f} s, "
+        return (f"{len(self.crossings)} crossings in {files}{self.area_km2:,.2f} km²{empty}, {self.seconds:.1f} s, "
                 f"{self.chips_per_s:,.0f} chips/s ({self.config.get('engine')} engine, "
-                f"{self.config.get('run', {}).get('device', '?')})")
+                f"{self.config.get('run', {}).get('device', '?')}){resumed}")
 
     def run_info(self) -> RunInfo:
-        """The run as recorded in the output's metadata."""
+        """The run as recorded in the output's metadata (no timings: a resumed run writes the same bytes)."""
         s, b = self.settings, self.bundle
+        groups = self.plan.groups if self.plan is not None else []
         return RunInfo(model_id=b.model_id, model_path=str(b.path), architecture=b.arch.notation,
                        threshold=s.threshold, merge_radius_m=s.merge_radius_m, stride_px=s.stride,
                        min_valid_fraction=s.min_valid, gsd_m=b.gsd, input_gsd_m=self.source.native_gsd_m,
-                       bands=s.bands, inputs=[f.path for f in self.source.files],
+                       bands=s.bands, inputs=list(self.plan.inputs) if self.plan else [f.path for f in self.source.files],
                        aoi=str(s.aoi) if s.aoi else "", engine=self.config, windows=self.windows,
-                       windows_evaluated=self.evaluated, area_km2=self.area_km2, runtime_s=self.seconds,
+                       windows_evaluated=self.evaluated, area_km2=self.area_km2, created_utc=self.created_utc,
+                       crs=self.crs.to_string(), input_crs=tuple(g.crs.to_string() for g in groups),
                        empty_km2=self.empty_km2)
-
-
-def detect(inputs: str | Path | Sequence[str | Path], output: str | Path | None = None, *,
-           model: str | Path | Bundle | None = None, options: DetectOptions | None = None,
-           progress: bool = True, make_engine: EngineFactory = make_engine) -> DetectResult:
-    """Find crossings in one raster or a mosaic of several and (with ``output``) write them.
-
-    ``make_engine`` builds the engine (default: the dense or chip engine the settings name); experiments
-    pass their own to run the model differently.
-    """
-    t_start = time.perf_counter()
-    options = options or DetectOptions()
-    if isinstance(inputs, (str, Path)):
-        inputs = [inputs]
-    if output is not None:
-        output = check_points_output(output, options.overwrite)
-    bundle = model if isinstance(model, Bundle) else load_bundle(model)
-    device = resolve_device(options.device)
-    settings = options.resolve(bundle, device)
-    _ = bundle.model  # load and check the weights before any reading
-    source = open_source(inputs, settings.bands, bundle.gsd, settings.scale)
-    try:
-        result = _detect(source, bundle, settings, make_engine, progress, t_start)
-    finally:
-        source.close()
-    if output is not None:
-        t4 = time.perf_counter()
-        result.output = write_crossings(result.crossings, output, source.grid.crs, source.files,
-                                        result.run_info(), overwrite=settings.overwrite)
-        result.timings["write_s"] = time.perf_counter() - t4
-        result.seconds = time.perf_counter() - t_start
-    return result
 
 
 # Input pixels coarser than this many times the model's GSD are refused unless ``force``: a crossing (a few
@@ -132,84 +121,169 @@ def check_gsd(source: RasterSource, bundle: Bundle, force: bool) -> None:
                   stacklevel=4)
 
 
-def _detect(source: RasterSource, bundle: Bundle, settings: DetectSettings, make_engine: EngineFactory,
-            progress: bool, t_start: float) -> DetectResult:
-    check_gsd(source, bundle, settings.force)
-    grid_w, grid_h = source.grid.width, source.grid.height
-    check_size(grid_w, grid_h, bundle.window_px, settings.min_valid)
-    grid = WindowGrid(grid_w, grid_h, bundle.window_px, settings.stride, bundle.context_px)
-    aoi = load_aoi(settings.aoi, source.grid, settings.aoi_layer, source.footprint()) \
-        if settings.aoi is not None else None
-    fitted = fit_memory(bundle.model, engine=settings.engine, batch_size=settings.run.batch_size,
-                        block_px=settings.block_px, stride=settings.stride, raster_px=max(grid_w, grid_h),
-                        device=resolve_device(settings.run.device), precision=settings.run.precision)
-    for note in fitted.notes:
-        warnings.warn(note, GeodrainWarning, stacklevel=3)
-    settings = replace(settings, run=replace(settings.run, batch_size=fitted.batch_size), block_px=fitted.block_px)
-    plans = plan_blocks(grid, settings.block_px, source.block_shape, aoi.pixel_bounds if aoi else None)
-    all_windows = sum(p.nrows * p.ncols for p in plans)
-    coverage = source.coverage()
-    plans, skipped_windows = drop_empty(plans, grid, coverage.any)     # sparse files, gaps between files
-    empty_km2 = source.empty_km2(coverage, aoi.geometry if aoi is not None else None) if skipped_windows else 0.0
-    engine = make_engine(settings.engine, bundle, settings.run, grid, settings.block_px)
-    threads = settings.read_threads
-    reader = BlockReader(source, grid, aoi, settings.min_valid, threads, ahead=2 * threads)
+def _check(options: DetectOptions, output) -> None:
+    if options.resume and options.restart:
+        raise RunOptionError("--resume and --restart do not go together")
+    if options.workers is not None and options.scheduler:
+        raise RunOptionError("--workers starts a local cluster and --scheduler uses an existing one: give one")
+    if options.workers is not None and options.workers < 1:
+        raise RunOptionError(f"--workers must be at least 1, got {options.workers}")
+    if output is None and options.work_dir is None and (options.resume or options.keep_work or options.restart):
+        raise RunOptionError("--resume, --restart and --keep-work need a work folder: an output or --work-dir")
+    if options.task_px is not None and options.task_px < 1:
+        raise RunOptionError(f"--task-size must be positive, got {options.task_px}")
 
-    total_windows = all_windows
-    t_infer = t_merge = t_wait = 0.0
-    evaluated = 0
-    parts: list[Candidates] = []
-    area_km2 = source.footprint_km2(aoi.geometry if aoi is not None else None)
-    bar = tqdm(total=total_windows, unit="win", desc="detect", disable=not progress, smoothing=0.1,
-               dynamic_ncols=True)
-    t_loop = time.perf_counter()
-    done = skipped_windows
-    bar.update(skipped_windows)
-    in_flight = None   # (pending scores, block): decoded after the next block is submitted to the engine
 
-    def finish(pending, block) -> None:
-        nonlocal t_infer, t_merge
-        t1 = time.perf_counter()
-        scores = pending.result()
-        t2 = time.perf_counter()
-        parts.append(decode(scores, block, grid, source.grid.transform, settings.threshold))
-        t_infer += t2 - t1
-        t_merge += time.perf_counter() - t2
+@contextmanager
+def _cluster(options: DetectOptions, progress: bool):
+    if options.workers is None and not options.scheduler:
+        yield None
+        return
+    from .distributed import open_cluster
 
+    with open_cluster(options.workers, options.scheduler, options.worker_threads) as info:
+        if progress:
+            where = f"{info.workers} local workers" if info.cluster is not None else options.scheduler
+            print(f"geodrain: Dask: {where}; dashboard {info.dashboard or 'not available'}", file=sys.stderr)
+        yield info
+
+
+def _manifest(plan: RunPlan, bundle: Bundle, s: DetectSettings, options: DetectOptions) -> dict:
+    """What makes a run this run (compared on --resume)."""
+    def aoi_record():
+        return input_record(str(s.aoi)) if s.aoi is not None else None
+
+    inputs = [input_record(f.path, {"width": f.width, "height": f.height, "count": f.count, "dtype": f.dtype,
+                                    "crs": f.crs.to_string(), "transform": [round(v, 9) for v in list(f.transform)[:6]]})
+              for f in plan.files]
+    settings = {"stride": s.stride, "threshold": s.threshold, "merge_radius_m": s.merge_radius_m,
+                "min_valid": s.min_valid, "bands": list(s.bands), "engine": s.engine, "backend": options.backend,
+                "device": options.device, "batch_size": options.batch_size, "precision": options.precision,
+                "cuda_graph": options.cuda_graph, "scale": s.scale, "aoi": aoi_record(),
+                "crs": plan.crs.to_wkt(), "block_px": plan.block_px, "task_px": plan.task_px,
+                "stac_asset": options.stac_asset}
+    return {"model_id": bundle.model_id, "inputs": inputs, "settings": settings, "plan": plan.digest(),
+            "tasks": len(plan.tasks)}
+
+
+def detect(inputs: str | Path | Sequence[str | Path], output: str | Path | None = None, *,
+           model: str | Path | Bundle | None = None, options: DetectOptions | None = None,
+           progress: bool = True, make_engine: EngineFactory = make_engine) -> DetectResult:
+    """Find crossings in one raster, a mosaic of several or a statewide set of files (folders, globs, list
+    files, STAC; several CRSs) and (with ``output``) write them.
+
+    With an output (or ``options.work_dir``) the run keeps its finished tasks in a work folder and can be
+    resumed (``options.resume``); ``options.workers`` / ``options.scheduler`` run the tasks on Dask.
+    ``make_engine`` builds the engine (default: the dense or chip engine the settings name); experiments pass
+    their own to run the model differently (in this process only).
+    """
+    t_start = time.perf_counter()
+    options = options or DetectOptions()
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    _check(options, output)
+    if output is not None:
+        output = check_points_output(output, options.overwrite)
+    bundle = model if isinstance(model, Bundle) else load_bundle(model)
+    with _cluster(options, progress) as cluster:
+        device = resolve_device(options.device)
+        plan_device = device
+        if cluster is not None and options.device == "auto":
+            import torch
+
+            from .distributed import cuda_on_workers
+
+            plan_device = torch.device("cuda") if cuda_on_workers(cluster.client) else torch.device("cpu")
+        settings = options.resolve(bundle, plan_device if cluster is not None else device)
+        work_path = Path(options.work_dir) if options.work_dir is not None else \
+            (default_work_dir(output) if output is not None else None)
+        previous = WorkDir.peek(work_path) if (options.resume and work_path is not None) else None
+        before = (previous or {}).get("settings", {})
+        block_px = options.block_px or before.get("block_px") or settings.block_px
+        task_px = options.task_px or before.get("task_px") or DEFAULT_TASK_PX
+        settings = replace(settings, block_px=int(block_px))
+        _ = bundle.model  # load and check the weights before any reading
+
+        def make_plan(s: DetectSettings) -> RunPlan:
+            return plan_run(inputs, bands=s.bands, gsd_m=bundle.gsd, window_px=bundle.window_px, stride=s.stride,
+                            context_px=bundle.context_px, min_valid=s.min_valid, block_px=s.block_px,
+                            task_px=int(task_px), scale=s.scale, aoi=s.aoi, aoi_layer=s.aoi_layer,
+                            crs=options.crs, stac_asset=options.stac_asset)
+
+        plan = make_plan(settings)
+        try:
+            for g in plan.groups:
+                check_gsd(g.source, bundle, settings.force)
+            fitted = fit_memory(bundle.model, engine=settings.engine, batch_size=settings.run.batch_size,
+                                block_px=settings.block_px, stride=settings.stride,
+                                raster_px=max(max(g.source.grid.width, g.source.grid.height) for g in plan.groups),
+                                device=resolve_device(settings.run.device), precision=settings.run.precision)
+        except BaseException:
+            plan.close()
+            raise
+        for note in fitted.notes:
+            warnings.warn(note, GeodrainWarning, stacklevel=2)
+        if fitted.batch_size != settings.run.batch_size:
+            settings = replace(settings, run=replace(settings.run, batch_size=fitted.batch_size))
+        if fitted.block_px != settings.block_px:          # blocks smaller than asked: plan them again
+            plan.close()
+            settings = replace(settings, block_px=fitted.block_px)
+            plan = make_plan(settings)
+        try:
+            return _run(plan, bundle, settings, options, device, cluster, work_path, output, progress,
+                        make_engine, t_start)
+        finally:
+            plan.close()
+
+
+def _run(plan: RunPlan, bundle: Bundle, settings: DetectSettings, options: DetectOptions, device, cluster,
+         work_path: Path | None, output: Path | None, progress: bool, make_engine: EngineFactory,
+         t_start: float) -> DetectResult:
+    if progress and (len(plan.files) > 1 or len(plan.tasks) > 1):
+        print(f"geodrain: {plan.summary()}", file=sys.stderr)
+    run = RunSpec(str(Path(bundle.path).resolve()), bundle.model_id, settings.engine, options.backend, options.device,
+                  settings.run.batch_size, options.precision, options.cuda_graph, settings.block_px,
+                  options.read_threads, settings.threshold, settings.stride, settings.merge_radius_m)
+    rt = None if cluster is not None else Runtime(bundle, device, settings.run, settings.engine, settings.block_px,
+                                                  settings.read_threads, make_engine)
+    work = WorkDir.open(work_path, _manifest(plan, bundle, settings, options), resume=options.resume,
+                        restart=options.restart) if work_path is not None else None
     try:
-        t0 = time.perf_counter()
-        for block in reader.blocks(plans):
-            t1 = time.perf_counter()
-            t_wait += t1 - t0
-            pending = engine.submit(block)
-            t_infer += time.perf_counter() - t1
-            if in_flight is not None:
-                finish(*in_flight)      # the previous block's outputs, while the device runs this one
-            in_flight = (pending, block)
-            evaluated += block.n_windows
-            done += block.plan.nrows * block.plan.ncols
-            bar.update(block.plan.nrows * block.plan.ncols)
-            elapsed = time.perf_counter() - t_loop
-            bar.set_postfix_str(f"{area_km2 * done / total_windows:.2f} km², "
-                                f"{evaluated / max(elapsed, 1e-9):,.0f} chips/s")
-            t0 = time.perf_counter()
-        if in_flight is not None:
-            finish(*in_flight)
-            in_flight = None
+        try:
+            ex = execute(plan, run, work=work, cluster=cluster, retries=options.retries, rt=rt, progress=progress)
+        except KeyboardInterrupt as e:
+            if work is not None:
+                if work.finished(t.key for t in plan.tasks):     # the CLI adds this to its one line
+                    e.geodrain_note = (f"finished tasks are kept in {work.path}; the same command with "
+                                       "--resume continues the run")
+                elif not options.resume:
+                    work.remove()         # nothing finished: nothing to resume, nothing left behind
+            raise
+        if ex.evaluated == 0:
+            if work is not None and not options.keep_work:
+                work.remove()          # nothing to resume: every task ran and none had a window to score
+            where = "inside the AOI" if settings.aoi is not None else "in the raster"
+            raise RasterError(f"no valid pixels {where}: every window is nodata, masked or outside "
+                              f"(valid fraction < {settings.min_valid})")
+        t3 = time.perf_counter()
+        cands, crossings = merged(plan, ex.outputs, settings.threshold, settings.merge_radius_m)
+        timings = {**ex.stats.as_dict(), "loop_s": ex.seconds}
+        timings["merge_s"] = timings.get("merge_s", 0.0) + time.perf_counter() - t3
+        config = settings.record()
+        result = DetectResult(crossings, None, plan.groups[0].source, bundle, plan.windows, ex.evaluated,
+                              plan.area_km2, time.perf_counter() - t_start, timings, config, cands, settings, plan,
+                              ex.computed, ex.reused, work.path if work is not None else None,
+                              work.created_utc if work is not None else utc_now(), plan.empty_km2)
+        if output is not None:
+            t4 = time.perf_counter()
+            result.output = write_crossings(crossings, output, plan.crs, [], result.run_info(),
+                                            overwrite=settings.overwrite, sources=source_names(plan, crossings.xy))
+            result.timings["write_s"] = time.perf_counter() - t4
+            result.seconds = time.perf_counter() - t_start
+            if work is not None and not options.keep_work:
+                work.remove()
+        return result
     finally:
-        bar.close()
-    engine.synchronize()
-    if evaluated == 0:
-        where = "inside the AOI" if aoi is not None else "in the raster"
-        raise RasterError(f"no valid pixels {where}: every window is nodata, masked or outside "
-                          f"(valid fraction < {settings.min_valid})")
-    t3 = time.perf_counter()
-    cands = Candidates.concat(parts, floor=settings.threshold)
-    crossings = crossings_at(cands, settings.threshold, settings.merge_radius_m / source.grid.units_m,
-                             inside=aoi.contains if aoi is not None else None)
-    t_merge += time.perf_counter() - t3
-    seconds = time.perf_counter() - t_start
-    return DetectResult(crossings, None, source, bundle, total_windows, evaluated, area_km2, seconds,
-                        {"read_thread_s": reader.read_seconds, "read_wait_s": t_wait, "infer_s": t_infer,
-                         "merge_s": t_merge, "loop_s": time.perf_counter() - t_loop}, settings.record(), cands,
-                        settings, empty_km2)
+        if work is not None:
+            work.close()
+

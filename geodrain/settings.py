@@ -52,6 +52,18 @@ class DetectOptions:
     scale: float | str = "auto"
     force: bool = False               # run on input coarser than MAX_GSD_RATIO x the model's GSD
     overwrite: bool = False
+    # many files, resumable, scaled out (docs/statewide.md)
+    crs: str | None = None            # the output CRS (None: the inputs' when shared, else EPSG:5070 …)
+    stac_asset: str | None = None     # the STAC asset to read (None: 'image', else the one raster asset)
+    task_px: int | None = None        # model pixels per task side (None: geodrain.plan.DEFAULT_TASK_PX)
+    work_dir: str | Path | None = None  # None: <output>.work (no work folder without an output)
+    resume: bool = False              # skip the tasks an earlier run of the same job finished
+    restart: bool = False             # discard an existing work folder
+    keep_work: bool = False           # keep the work folder after the output is written
+    workers: int | None = None        # a Dask LocalCluster of this many worker processes
+    scheduler: str | None = None      # or an existing Dask cluster (address or scheduler file)
+    worker_threads: int | None = None  # torch/GDAL threads per worker (None: cores / workers, or nthreads)
+    retries: int = 2                  # runs of a task after its first fails or loses its worker
 
     def resolved(self, bundle: Bundle) -> "DetectOptions":
         """A copy with the stride, threshold and merge radius filled in: the bundle's default stride and the

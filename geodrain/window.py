@@ -97,19 +97,6 @@ def window_region(plan: BlockPlan, grid: WindowGrid) -> tuple[int, int, int, int
             (plan.col0 + plan.ncols - 1) * grid.stride + grid.size)
 
 
-def drop_empty(plans: list[BlockPlan], grid: WindowGrid, has_data) -> tuple[list[BlockPlan], int]:
-    """The plans whose windows may touch valid pixels (``has_data(row0, col0, row1, col1)``, e.g.
-    :meth:`geodrain.read.Coverage.any`), and how many windows the others hold: those could not reach any
-    valid fraction, so dropping them unread changes no result."""
-    kept, skipped = [], 0
-    for p in plans:
-        if has_data(*window_region(p, grid)):
-            kept.append(p)
-        else:
-            skipped += p.nrows * p.ncols
-    return kept, skipped
-
-
 def _aligned(block_px: int, a: int) -> int:
     """The largest multiple of the file's block size ``a`` not above ``block_px`` (or ``block_px``)."""
     a = max(1, int(a))

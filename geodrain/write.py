@@ -10,6 +10,10 @@ it for its hard examples).
 
 Every format is written to a temporary file beside the destination and renamed over it at the end
 (:func:`geodrain.output.atomic_file`), so an interrupted run never leaves a file that looks complete.
+
+Outputs are reproducible: the metadata holds no timings, and its creation time (also the GeoPackage's own
+timestamps: ``gpkg_contents.last_change`` through GDAL's ``OGR_CURRENT_DATE``, and the style's
+``update_time``) is the run's (``created``), so the same run written twice gives the same bytes.
 """
 
 from __future__ import annotations
@@ -100,10 +104,16 @@ def crossings_frame(xy: np.ndarray, columns: dict[str, Any], crs):
     return gpd.GeoDataFrame(columns, geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=crs)
 
 
+def utc_now() -> str:
+    """Now in UTC, ISO 8601 to the second (``2024-05-01T12:00:00Z``)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def write_points(xy: np.ndarray, columns: dict[str, Any], crs, path: str | Path, *,
                  metadata: dict[str, Any] | None = None, overwrite: bool = False, layer: str = LAYER,
-                 description: str = "") -> Path:
-    """Write points with attribute ``columns`` to ``path`` (format by extension), atomically."""
+                 description: str = "", created: str | None = None) -> Path:
+    """Write points with attribute ``columns`` to ``path`` (format by extension), atomically. ``created``
+    (ISO 8601 UTC, default now) is the time a GeoPackage records as its tables' last change."""
     path = check_points_output(path, overwrite)
     fmt = FORMATS[path.suffix.lower()]
     gdf = crossings_frame(np.asarray(xy, np.float64).reshape(-1, 2), columns, crs)
@@ -111,7 +121,7 @@ def write_points(xy: np.ndarray, columns: dict[str, Any], crs, path: str | Path,
     with atomic_file(path, exclusive=not overwrite) as tmp:
         try:
             if fmt == "GPKG":
-                _write_gpkg(gdf, tmp, layer, meta, description)
+                _write_gpkg(gdf, tmp, layer, meta, description, created or utc_now())
             elif fmt == "GeoJSON":     # the layer's name is the output's, not the temporary's
                 gdf.to_crs("EPSG:4326").to_file(tmp, driver="GeoJSON", engine="pyogrio", layer=path.stem,
                                                 RFC7946="YES",
@@ -188,13 +198,16 @@ class RunInfo:
     windows: int
     windows_evaluated: int
     area_km2: float
-    runtime_s: float
-    empty_km2: float = 0.0          # of area_km2: blocks without data, skipped unread
+    empty_km2: float = 0.0           # of area_km2: blocks without data, skipped unread
+    created_utc: str = ""            # the run's creation time (default: when the output is written)
+    crs: str = ""                    # the CRS crossings were merged and are written in
+    input_crs: tuple[str, ...] = ()  # the inputs' CRSs, one per group
 
     def metadata(self, crossings: int) -> dict[str, Any]:
+        """The output's metadata: no timings, so that a run written twice (or resumed) gives the same bytes."""
         return {
             "geodrain_version": __version__,
-            "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created_utc": self.created_utc or utc_now(),
             "model_id": self.model_id,
             "model_path": self.model_path,
             "architecture": self.architecture,
@@ -212,7 +225,8 @@ class RunInfo:
             "windows_evaluated": self.windows_evaluated,
             "area_km2": round(self.area_km2, 4),
             "empty_km2_skipped": round(self.empty_km2, 4),
-            "runtime_s": round(self.runtime_s, 2),
+            "crs": self.crs,
+            "input_crs": list(self.input_crs),
             "crossings": crossings,
         }
 
@@ -242,15 +256,32 @@ def crossing_columns(c: Crossings, files: Sequence[InputFile], model_id: str) ->
 
 
 def write_crossings(c: Crossings, path: str | Path, crs, files: Sequence[InputFile], info: RunInfo, *,
-                    overwrite: bool = False) -> Path:
-    """Write detected crossings with their run's metadata to ``path`` (format by extension), atomically."""
+                    overwrite: bool = False, sources: Sequence[str] | None = None) -> Path:
+    """Write detected crossings with their run's metadata to ``path`` (format by extension), atomically.
+    ``sources``: the input file under each crossing (default: from ``files``, which share ``crs``)."""
     desc = (f"Drainage crossings detected by geodrain {__version__} with {info.model_id} "
             f"(threshold {info.threshold:.6g}, merge radius {info.merge_radius_m:g} m, stride {info.stride_px} px)")
-    return write_points(c.xy, crossing_columns(c, files, info.model_id), crs, path,
-                        metadata=info.metadata(len(c)), overwrite=overwrite, description=desc)
+    columns = crossing_columns(c, files, info.model_id)
+    if sources is not None:
+        columns["source"] = list(sources)
+    return write_points(c.xy, columns, crs, path, metadata=info.metadata(len(c)), overwrite=overwrite,
+                        description=desc, created=info.created_utc or None)
 
 
-def _write_gpkg(gdf, tmp: Path, layer: str, meta: dict[str, str], description: str) -> None:
+def _write_gpkg(gdf, tmp: Path, layer: str, meta: dict[str, str], description: str, created: str) -> None:
+    import pandas as pd
+    import pyogrio
+
+    stamp = pd.Timestamp(created).tz_convert("UTC").tz_localize(None)
+    # GDAL stamps gpkg_contents.last_change with OGR_CURRENT_DATE when set (else the clock)
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": stamp.strftime("%Y-%m-%dT%H:%M:%S.000Z")})
+    try:
+        _write_gpkg_layers(gdf, tmp, layer, meta, description, stamp)
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
+
+
+def _write_gpkg_layers(gdf, tmp: Path, layer: str, meta: dict[str, str], description: str, stamp) -> None:
     import pandas as pd
     import pyogrio
 
@@ -263,7 +294,7 @@ def _write_gpkg(gdf, tmp: Path, layer: str, meta: dict[str, str], description: s
         "f_table_catalog": [""], "f_table_schema": [""], "f_table_name": [layer],
         "f_geometry_column": [geometry_column], "styleName": [layer], "styleQML": [QML], "styleSLD": [SLD],
         "useAsDefault": [True], "description": ["geodrain default style"], "owner": [""], "ui": [""],
-        "update_time": [pd.Timestamp.now(tz="UTC").tz_localize(None)],
+        "update_time": [stamp],
     })
     pyogrio.write_dataframe(style, tmp, layer="layer_styles", driver="GPKG", append=False)
 

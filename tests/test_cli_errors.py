@@ -67,7 +67,7 @@ def test_bad_raster(tmp_path, random_bundle, case):
     out = tmp_path / "out.gpkg"
     code, err = run(["detect", raster, "-o", out, "-m", random_bundle, "-q"])
     assert_one_line_error(code, err, RASTER_CASES[case])
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "out.gpkg.work").exists()
 
 
 def test_aoi_outside_raster(tmp_path, random_bundle, good):
@@ -155,3 +155,27 @@ def test_usage_errors_are_one_line(tmp_path, good, args, words):
 def test_unknown_command_is_one_line():
     code, err = run(["detcet"])
     assert code == 2 and "No such command 'detcet'" in err and err.count("\n") == 0
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--resume", "--restart"], "do not go together"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "give one"),
+    (["--crs", "EPSG:4326"], "not a projected CRS"),
+    (["--crs", "EPSG:nope"], "unknown CRS"),
+    (["--workers", "0"], "--workers"),
+    (["--task-size", "0"], "--task-size"),
+])
+def test_bad_run_options(tmp_path, random_bundle, good, extra, match):
+    out = tmp_path / "out.gpkg"
+    code, err = run(["detect", good, "-o", out, "-m", random_bundle, "-q", *extra])
+    assert_one_line_error(code, err, match)
+    assert not out.exists() and not (tmp_path / "out.gpkg.work").exists()
+
+
+@pytest.mark.parametrize("spec, match", [("empty", "no rasters"), ("nothing*.tif", "no files match"),
+                                         ("list.txt", "names no rasters")])
+def test_bad_input_specs(tmp_path, random_bundle, spec, match):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "list.txt").write_text("# nothing yet\n")
+    code, err = run(["detect", tmp_path / spec, "-o", tmp_path / "out.gpkg", "-m", random_bundle, "-q"])
+    assert_one_line_error(code, err, match)

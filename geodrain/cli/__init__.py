@@ -85,14 +85,12 @@ class GeodrainGroup(click.Group):
             where = e.ctx.command_path if e.ctx is not None else ctx.command_path
             click.echo(f"geodrain: error: {msg} (see {where} --help)", err=True)
             ctx.exit(e.exit_code)
-        except Terminated:
+        except KeyboardInterrupt as e:
             _end_progress_bars()
-            click.echo("geodrain: interrupted (terminated by SIGTERM)", err=True)
-            ctx.exit(143)
-        except KeyboardInterrupt:
-            _end_progress_bars()
-            click.echo("geodrain: interrupted", err=True)
-            ctx.exit(130)
+            why = " (terminated by SIGTERM)" if isinstance(e, Terminated) else ""
+            note = getattr(e, "geodrain_note", "")
+            click.echo(f"geodrain: interrupted{why}{'; ' + note if note else ''}", err=True)
+            ctx.exit(143 if isinstance(e, Terminated) else 130)
 
 
 def _hint(e: GeodrainError, ctx: click.Context) -> str:

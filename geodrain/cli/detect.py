@@ -1,4 +1,4 @@
-"""``geodrain detect``: find crossings in a raster (or a mosaic of several) and write them."""
+"""``geodrain detect``: find crossings in a raster, a mosaic or a statewide set of files, and write them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ MIN_BLOCK_PX = 128
 
 
 @click.command(short_help="Detect drainage crossings in NAIP imagery.")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", "output", required=True, type=click.Path(),
               help="Output file: .gpkg (default layer 'crossings'), .geojson, .parquet or .csv.")
 @model_opt
@@ -52,15 +52,49 @@ MIN_BLOCK_PX = 128
 @click.option("--force", is_flag=True, default=False,
               help="Run on input coarser than 2.5 x the model's GSD (2.5 m for the 1 m model), which is refused "
                    "otherwise: crossings are not resolvable there.")
+@click.option("--crs", default=None,
+              help="CRS of the output, e.g. EPSG:5070 (default: the inputs' when they share one, otherwise "
+                   "EPSG:5070, NAD83 / Conus Albers, equal-area; outside the contiguous US an equal-area "
+                   "projection centred on the inputs).")
+@click.option("--stac-asset", default=None,
+              help="Asset of each STAC item to read (default: 'image', else the item's one raster asset).")
+@click.option("--task-size", "task_px", type=click.IntRange(min=1), default=None,
+              help="Model pixels per task side (default 8192, ~67 km² at 1 m): the unit of work that is "
+                   "saved, resumed and sent to a Dask worker.")
+@click.option("--work-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the run's finished tasks and manifest (default: OUTPUT.work beside the "
+                   "output); removed when the output is written unless --keep-work.")
+@click.option("--resume", is_flag=True, default=False,
+              help="Continue an interrupted run: skip the tasks its work folder holds (same inputs, model and "
+                   "settings required; the output is byte-identical to an uninterrupted run's).")
+@click.option("--restart", is_flag=True, default=False, help="Discard an existing work folder and start over.")
+@click.option("--keep-work", is_flag=True, default=False,
+              help="Keep the work folder after the output is written (then --resume --overwrite rewrites the "
+                   "output without computing anything).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Run the tasks on a Dask LocalCluster of this many worker processes (torch and GDAL get "
+                   "the cores / N each).")
+@click.option("--scheduler", default=None,
+              help="Run the tasks on an existing Dask cluster: its address (tcp://host:8786) or scheduler "
+                   "file. Workers must read the inputs and the model at the same paths.")
+@click.option("--worker-threads", type=click.IntRange(min=1), default=None,
+              help="torch/GDAL threads per Dask worker (default: cores / --workers; with --scheduler, each "
+                   "worker's --nthreads).")
 @overwrite_opt
 @quiet_opt
 def detect(inputs, output, model, bands, stride, threshold, merge_radius_m, min_valid, aoi, aoi_layer, engine,
-           backend, device, batch_size, precision, block_px, read_threads, scale, force, overwrite, quiet):
+           backend, device, batch_size, precision, block_px, read_threads, scale, force, crs, stac_asset, task_px,
+           work_dir, resume, restart, keep_work, workers, scheduler, worker_threads, overwrite, quiet):
     """Find drainage crossings in INPUTS and write them to OUTPUT.
 
-    Several INPUTS are mosaicked into one output. Example:
+    INPUTS are raster files, folders (every raster inside), glob patterns, list files (.txt: one path per
+    line) or STAC JSON (an ItemCollection); local paths, URLs or GDAL /vsi paths. Files in one CRS are
+    mosaicked; files in several CRSs (UTM zones) are scored so that every location is scored once, and all
+    crossings are merged in one output CRS (--crs). Examples:
 
         geodrain detect watershed.tif -o crossings.gpkg
+
+        geodrain detect naip/ -o state.gpkg --workers 4        # then, after a crash: ... --resume
     """
     from ..detect import DetectOptions, detect as run_detect
 
@@ -68,7 +102,9 @@ def detect(inputs, output, model, bands, stride, threshold, merge_radius_m, min_
                          bands=tuple(parse_int_list(bands, "--bands")), engine=engine, backend=backend,
                          device=device, batch_size=batch_size, precision=precision, block_px=block_px,
                          read_threads=read_threads, aoi=aoi, aoi_layer=aoi_layer, scale=scale, force=force,
-                         overwrite=overwrite)
+                         overwrite=overwrite, crs=crs, stac_asset=stac_asset, task_px=task_px, work_dir=work_dir,
+                         resume=resume, restart=restart, keep_work=keep_work, workers=workers, scheduler=scheduler,
+                         worker_threads=worker_threads)
     result = run_detect(list(inputs), output, model=model, options=opts, progress=not quiet)
     if not quiet:
         click.echo(f"{result.output}: {result.summary()}")
