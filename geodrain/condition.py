@@ -21,7 +21,7 @@ import numpy as np
 from . import __version__
 from .errors import OutputError, VectorError
 from .hydrology.breach import Breach, NoBreach, breach_window
-from .hydrology.dem import DemInfo, DemReader, open_dem
+from .hydrology.dem import DemInfo, DemReader, check_has_data, open_dem
 from .write import check_output, commit, temporary_sibling
 
 RASTER_FORMATS = {".tif": "GTiff", ".tiff": "GTiff"}
@@ -115,7 +115,8 @@ def crossing_radius(size_m: np.ndarray, radius_m: float | None) -> np.ndarray:
     the crossing carries no size)."""
     if radius_m is not None:
         return np.full(len(size_m), float(radius_m))
-    big = np.nanmax(np.where(np.isfinite(size_m), size_m, np.nan), axis=1) if len(size_m) else np.zeros(0)
+    size_m = np.asarray(size_m, np.float64).reshape(-1, 2)
+    big = np.fmax(size_m[:, 0], size_m[:, 1])       # NaN only where both are unknown
     r = np.clip(RADIUS_PER_SIZE * big, MIN_RADIUS_M, MAX_RADIUS_M)
     return np.where(np.isfinite(r), r, DEFAULT_RADIUS_M)
 
@@ -181,11 +182,13 @@ def condition(dem: str | Path, crossings: str | Path, output: str | Path | None 
                                      formats={".gpkg": "GPKG"})
         if breaches_path.resolve() == output.resolve():
             raise OutputError("the breaches file must differ from the output DEM")
-    info = open_dem(dem)
+    info = open_dem(dem, check_data=False)
     points = load_crossings(crossings, info)
     t1 = time.perf_counter()
     with DemReader(info) as reader:
         outcomes, edits = breach_all(reader, points, options, progress)
+    if all(o.status in (OFF_DEM, NODATA) for o in outcomes):
+        check_has_data(info)          # a DEM of nothing but nodata is an error, not a summary
     t2 = time.perf_counter()
     result = ConditionResult(None, None, info, outcomes, edits, timings={"load_s": t1 - t0, "breach_s": t2 - t1})
     if output is not None:
@@ -285,7 +288,7 @@ def _write_dem(result: ConditionResult, options: ConditionOptions, points: Cross
         profile = dict(driver="GTiff", width=info.width, height=info.height, count=1, dtype=dtype,
                        crs=info.crs, transform=info.transform, nodata=info.nodata, tiled=True,
                        blockxsize=BLOCK, blockysize=BLOCK, compress="deflate", predictor=3, zlevel=6,
-                       BIGTIFF="IF_SAFER")
+                       BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
         masked = src.nodata is None and MaskFlags.per_dataset in src.mask_flag_enums[0]
         chunks = [(r, c) for r in range(0, info.height, COPY_ROWS) for c in range(0, info.width, COPY_ROWS)]
         with rasterio.open(tmp, "w", **profile) as dst:

@@ -117,6 +117,25 @@ def test_radius_from_structure_size():
     assert crossing_radius(np.zeros((2, 2)), 25.0).tolist() == [25.0, 25.0]
 
 
+def test_routing_wrappers():
+    from rasterio.transform import from_origin
+
+    z = valley(road=False)[STREAM_ROW - 30:STREAM_ROW + 30, 40:100].copy()    # the channel along row 30
+    z[0, 0] = np.nan
+    grid = route(z, from_origin(0, 60, 2.0, 2.0), keep_filled=True)
+    acc = grid.accumulation("cell")
+    assert acc[0, 0] == -9999 and np.isfinite(grid.filled[1, 1])
+    assert grid.accumulation("m2")[1, 1] == acc[1, 1] * 4.0
+    # the channel collects the valley and leaves by the east edge
+    out = np.unravel_index(np.argmax(acc), acc.shape)
+    assert out[1] == 59 and abs(out[0] - 30) <= 1 and acc[out] > 0.5 * np.isfinite(z).sum()
+    assert grid.streams(200.0)[30, 40] and not grid.streams(200.0)[5, 40]
+    path = grid.path(5, 5, max_length_m=20.0)[0]
+    assert path[0] == np.ravel_multi_index((5, 5), z.shape) and len(path) <= 11
+    up = grid.through(np.array([np.ravel_multi_index((30, 58), z.shape)]))
+    assert up[30, 58] and up[30, 10] and up.sum() < np.isfinite(z).sum()
+
+
 # --- conditioning a DEM file --------------------------------------------------------------------------------
 
 def test_condition_writes_dem_and_breach_lines(scene, tmp_path):

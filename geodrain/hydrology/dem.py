@@ -58,8 +58,9 @@ class DemInfo:
         return np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
 
 
-def open_dem(path: str | Path) -> DemInfo:
-    """Check a DEM and describe it; refuses what would give a silently wrong answer."""
+def open_dem(path: str | Path, check_data: bool = True) -> DemInfo:
+    """Check a DEM and describe it; refuses what would give a silently wrong answer. ``check_data`` also
+    refuses a DEM without a single valid cell (:func:`check_has_data`; it may read the whole file)."""
     path = str(path)
     if not os.path.exists(path):
         raise RasterError(f"DEM not found: {path}")
@@ -67,7 +68,8 @@ def open_dem(path: str | Path) -> DemInfo:
         with rasterio.open(path) as src:
             info = _inspect(src, path)
             src.read(1, window=Window(src.width - 1, src.height - 1, 1, 1))  # a truncated file fails here
-            _check_has_data(src, path)
+            if check_data:
+                _check_has_data(src, path)
     except RasterError:
         raise
     except (RasterioIOError, RasterioError) as e:
@@ -92,6 +94,15 @@ def _inspect(src, path: str) -> DemInfo:
     if dtype not in ("int16", "uint16", "int32", "uint32", "float32", "float64"):
         raise RasterError(f"DEM {path} has data type {dtype}, not elevations")
     return DemInfo(path, src.width, src.height, src.crs, t, src.nodata, dtype, tuple(src.block_shapes[0]))
+
+
+def check_has_data(info: DemInfo) -> None:
+    """Refuse a DEM without a single valid cell."""
+    try:
+        with rasterio.open(info.path) as src:
+            _check_has_data(src, info.path)
+    except (RasterioIOError, RasterioError) as e:
+        raise RasterError(f"cannot read DEM {info.path} (corrupt or truncated?): {_first_line(e)}") from None
 
 
 def _check_has_data(src, path: str) -> None:

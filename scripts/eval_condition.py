@@ -1,0 +1,241 @@
+#!/usr/bin/env python
+"""The crossing pass rate of DEM conditioning on unseen-seed generated scenes: does D8 flow go under the roads?
+
+For every true crossing of every scene, the D8 flow path starting on the stream 50 m upstream must pass within
+5 m of the crossing and reach the stream 50 m below it (geodrain.hydrology.passrate). Compared on each scene:
+
+* raw                 the DEM as generated (digital dams in it), routed as it is: water ponds in depressions;
+* filled              every depression filled (pyflwdir's priority flood), then D8;
+* breached            least-cost breaching of every depression (whitebox-workflows
+                      BreachDepressionsLeastCost, max 100 cells, the rest filled), then D8;
+* conditioned at ...  geodrain condition at the detected crossings (the deployed model at its calibrated
+                      threshold, and at a lower threshold), and at the true crossings; then every remaining
+                      depression filled (as for "filled") and D8.
+
+"cells changed" counts the cells each method alters in the DEM (for the conditioned rows: the breach cells
+that geodrain condition writes; their routing fills what remains, like the "filled" row). For the detections,
+breaches cut at false detections (more than 10 m from every true crossing) are counted, with the cells whose
+flow they reroute: cells that drain through a false breach and did not drain through those cells when only
+the matched detections are breached.
+
+    python scripts/eval_condition.py --seeds 9011-9018 --work runs/eval_condition          # prepare + evaluate
+    python scripts/eval_condition.py --seeds 9011-9018 --work runs/eval_condition --prepare-only
+
+Scenes are generated (geodrain synth) and detected once (one detection run at the lower threshold; the
+deployed threshold's crossings are the same window candidates merged as geodrain detect merges them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import machine, table  # noqa: E402
+
+from geodrain.condition import BREACHED, ConditionOptions, condition  # noqa: E402
+from geodrain.evaluate import match_points  # noqa: E402
+from geodrain.hydrology.passrate import crossing_targets, pass_test  # noqa: E402
+from geodrain.hydrology.routing import FlowGrid, as_elevation, fill_depressions, route  # noqa: E402
+
+DISTANCE_M, TOLERANCE_M, MATCH_M = 50.0, 5.0, 10.0
+
+
+def parse_seeds(text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out += list(range(int(a), int(b or a) + 1))
+    return out
+
+
+def prepare(seed: int, size: int, work: Path, low: float) -> Path:
+    """Generate the scene and detect its crossings at the deployed and at the lower threshold."""
+    from geodrain.detect import DetectOptions, detect, write_crossings
+    from geodrain.merge import merge_candidates
+    from geodrain.model.bundle import load_bundle
+    from geodrain.synth import generate_scene
+
+    d = work / f"s{seed}"
+    if not (d / "dem.tif").exists():
+        generate_scene(d, seed=seed, size=size, overwrite=True)
+    hi_path, lo_path = d / "crossings.gpkg", d / f"crossings_t{low:g}.gpkg"
+    if hi_path.exists() and lo_path.exists():
+        return d
+    bundle = load_bundle(None)
+    opts = DetectOptions(overwrite=True).resolved(bundle)
+    t0 = time.perf_counter()
+    res = detect(d / "naip.tif", None, model=bundle, options=replace(opts, threshold=low), progress=False)
+    for threshold, path in ((low, lo_path), (opts.threshold, hi_path)):
+        cands = res.candidates.subset(res.candidates.score >= threshold)
+        r = replace(res, crossings=merge_candidates(cands, opts.merge_radius_m / res.source.grid.units_m))
+        write_crossings(r, path, threshold, opts.merge_radius_m, replace(opts, threshold=threshold))
+    print(f"# {d.name}: detected in {time.perf_counter() - t0:.0f} s", flush=True)
+    return d
+
+
+def read_dem(path: Path) -> tuple[np.ndarray, object]:
+    with rasterio.open(path) as src:
+        return as_elevation(src.read(1), nodata=src.nodata), src.transform
+
+
+def profile(path: Path) -> dict:
+    with rasterio.open(path) as src:
+        return src.profile.copy()
+
+
+def whitebox_breach(z: np.ndarray, profile: dict, work: Path) -> np.ndarray:
+    """whitebox-workflows' least-cost breaching of every depression (the rest filled). It is handed an
+    uncompressed copy: it misreads GeoTIFFs with the floating-point predictor (predictor 3)."""
+    import whitebox_workflows as wbw
+
+    tmp = work / "whitebox_input.tif"
+    prof = {k: v for k, v in profile.items() if k not in ("compress", "predictor", "zlevel", "num_threads")}
+    with rasterio.open(tmp, "w", **{**prof, "compress": "none", "nodata": -9999.0}) as dst:
+        dst.write(np.where(np.isfinite(z), z, -9999.0).astype(np.float32), 1)
+    wbe = wbw.WbEnvironment()
+    wbe.verbose = False
+    out = wbe.hydrology.breach_depressions_least_cost(dem=wbe.read_raster(str(tmp)), max_dist=100, fill_deps=True)
+    b = out.to_numpy().astype(np.float32)
+    tmp.unlink()
+    return np.where(np.isfinite(z), b, np.nan)
+
+
+def rerouted_cells(grid_all: FlowGrid, grid_tp: FlowGrid, cells: np.ndarray) -> int:
+    """Cells draining through ``cells`` with every breach, minus those already draining through them with the
+    matched detections' breaches only."""
+    if cells.size == 0:
+        return 0
+    return int((grid_all.through(cells) & ~grid_tp.through(cells)).sum())
+
+
+def evaluate_scene(d: Path, low: float, work: Path) -> dict:
+    truth = gpd.read_file(d / "truth.gpkg", layer="crossings")
+    streams = gpd.read_file(d / "streams.gpkg")
+    targets = crossing_targets(truth, streams, DISTANCE_M)
+    z, tf = read_dem(d / "dem.tif")
+    valid = np.isfinite(z)
+    row = {"scene": d.name, "crossings": len(targets),
+           "stream_m": round(sum(t.up_m + t.down_m for t in targets))}
+    changed, status = {}, {}
+
+    def record(name, grid, n_changed):
+        res = pass_test(grid, targets, TOLERANCE_M)
+        row[name] = res.passed
+        changed[name] = int(n_changed)
+        status[name] = res.counts()
+
+    t0 = time.perf_counter()
+    record("raw", route(z, tf, fill=False), 0)
+    filled, d8 = fill_depressions(z)
+    record("filled", FlowGrid(d8, tf), np.sum(filled[valid] > z[valid]))
+    del filled, d8
+    wb = whitebox_breach(z, profile(d / "dem.tif"), work)
+    record("breached", route(wb, tf), np.sum(np.abs(wb[valid] - z[valid]) > 1e-4))
+    del wb
+    falses = {}
+    sets = {"cond_det": d / "crossings.gpkg", "cond_det_low": d / f"crossings_t{low:g}.gpkg",
+            "cond_truth": d / "truth.gpkg"}
+    for name, pts in sets.items():
+        out = work / f"{d.name}_{name}.tif"
+        res = condition(d / "dem.tif", pts, out, options=ConditionOptions(overwrite=True), progress=False)
+        zc, _ = read_dem(out)
+        grid = route(zc, tf)
+        record(name, grid, res.cells_changed)
+        if name == "cond_truth":
+            continue
+        det = gpd.read_file(pts, layer="crossings")
+        dxy = np.column_stack([det.geometry.x, det.geometry.y])
+        m = match_points(dxy, np.column_stack([truth.geometry.x, truth.geometry.y]), MATCH_M)
+        matched_ids = set(det["crossing_id"].to_numpy()[m.pred_index].tolist())
+        false = [o for o in res.outcomes if o.status == BREACHED and o.crossing_id not in matched_ids]
+        cells = np.unique(np.concatenate([_line_cells(o, tf, zc.shape) for o in false])) if false \
+            else np.zeros(0, np.int64)
+        rerouted = 0
+        if false:
+            tp_path = work / f"{d.name}_{name}_matched.gpkg"
+            det[det["crossing_id"].isin(matched_ids)].to_file(tp_path, layer="crossings", driver="GPKG")
+            tp_out = work / f"{d.name}_{name}_matched.tif"
+            condition(d / "dem.tif", tp_path, tp_out, options=ConditionOptions(overwrite=True), progress=False)
+            rerouted = rerouted_cells(grid, route(read_dem(tp_out)[0], tf), cells)
+        falses[name] = {"detections": len(det), "matched": len(matched_ids),
+                        "false": len(det) - len(matched_ids), "false_breached": len(false),
+                        "rerouted_cells": rerouted}
+    row["seconds"] = round(time.perf_counter() - t0, 1)
+    return {"row": row, "changed": changed, "status": status, "false": falses}
+
+
+def _line_cells(o, tf, shape) -> np.ndarray:
+    """Flat indices of the DEM cells on the breach path of outcome ``o``."""
+    cols, rows = ~tf @ (o.line[:, 0], o.line[:, 1])
+    return np.ravel_multi_index((np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)), shape)
+
+
+METHODS = ["raw", "filled", "breached", "cond_det", "cond_det_low", "cond_truth"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default="9011-9018")
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--work", type=Path, default=Path("runs/eval_condition"))
+    ap.add_argument("--low-threshold", type=float, default=0.5,
+                    help="the lower detection threshold compared with the deployed one")
+    ap.add_argument("--prepare-only", action="store_true", help="generate and detect, do not evaluate")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    scenes = [prepare(s, args.size, args.work, args.low_threshold) for s in parse_seeds(args.seeds)]
+    if args.prepare_only:
+        return
+    results = []
+    for d in scenes:
+        results.append(evaluate_scene(d, args.low_threshold, args.work))
+        print(f"# {d.name}: " + json.dumps(results[-1]["row"]), flush=True)
+    rows = [r["row"] for r in results]
+    total = {"scene": "all", "crossings": sum(r["crossings"] for r in rows),
+             "stream_m": sum(r["stream_m"] for r in rows)}
+    for k in METHODS:
+        total[k] = sum(r[k] for r in rows)
+    rows.append(total)
+    for r in rows:
+        for k in METHODS:
+            r[f"{k}_rate"] = r[k] / r["crossings"]
+    print(f"# eval_condition on {machine()}; seeds {args.seeds}, {args.size}² px at 1 m; pass test: start "
+          f"{DISTANCE_M:g} m upstream, within {TOLERANCE_M:g} m of the crossing, then {DISTANCE_M:g} m below")
+    print("\nCrossing pass rate (share of true crossings whose D8 flow path goes under the road):\n")
+    print(table(rows, ["scene", "crossings", "stream_m"] + [f"{k}_rate" for k in METHODS]))
+    per = {k: {"pass_rate": total[k] / total["crossings"], "passed": total[k],
+               "cells_changed": sum(r["changed"][k] for r in results),
+               **{s: sum(r["status"][k][s] for r in results) for s in ("pass", "ponds", "diverted", "lost")}}
+           for k in METHODS}
+    print("\nPer method, all scenes (failures by kind; cells changed in the DEM):\n")
+    print(table([{"method": k, **v} for k, v in per.items()],
+                ["method", "pass_rate", "passed", "ponds", "diverted", "lost", "cells_changed"]))
+    ratio = {k: per[k]["pass_rate"] / per["cond_truth"]["pass_rate"] for k in ("cond_det", "cond_det_low")}
+    print(f"\nconditioned at detections / at truth: deployed threshold {ratio['cond_det']:.3f}, "
+          f"threshold {args.low_threshold:g} {ratio['cond_det_low']:.3f}")
+    fal = {k: {f: sum(r["false"][k][f] for r in results) for f in
+               ("detections", "matched", "false", "false_breached", "rerouted_cells")}
+           for k in ("cond_det", "cond_det_low")}
+    print("\nBreaches at false detections (> 10 m from every true crossing) and the cells whose flow they "
+          "reroute:\n")
+    print(table([{"conditioned at": k, **v} for k, v in fal.items()],
+                ["conditioned at", "detections", "matched", "false", "false_breached", "rerouted_cells"]))
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "seeds": args.seeds, "size": args.size,
+                                         "low_threshold": args.low_threshold, "rows": rows, "methods": per,
+                                         "ratio_to_truth": ratio, "false_detections": fal,
+                                         "scenes": results}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
