@@ -41,7 +41,7 @@ class ConditionOptions:
     """Everything ``geodrain condition`` can set."""
 
     radius_m: float | None = None    # None: from each crossing's structure size (width_m, height_m)
-    max_breach_m: float = 10.0       # deepest cut allowed (DEM z units, metres)
+    max_breach_m: float = 15.0       # deepest cut allowed (DEM z units, metres)
     min_dam_m: float = 0.25          # an embankment must hold water at least this deep to be breached
     breaches: str | Path | None = None   # the breach lines (.gpkg); None: beside the output
     overwrite: bool = False
@@ -180,8 +180,6 @@ def condition(dem: str | Path, crossings: str | Path, output: str | Path | None 
         output = check_output(output, options.overwrite, formats=RASTER_FORMATS)
         breaches_path = check_output(options.breaches or default_breaches_path(output), options.overwrite,
                                      formats={".gpkg": "GPKG"})
-        if breaches_path.resolve() == output.resolve():
-            raise OutputError("the breaches file must differ from the output DEM")
     info = open_dem(dem, check_data=False)
     points = load_crossings(crossings, info)
     t1 = time.perf_counter()

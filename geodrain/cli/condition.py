@@ -19,7 +19,7 @@ from .options import overwrite_opt, quiet_opt
               help="Search radius around each crossing (m) for the channel on both sides of the embankment. "
                    "Default: twice the structure's larger side (the width_m/height_m columns geodrain detect "
                    "writes, or the boxes of geodrain synth truth), 30-60 m; 40 m without sizes.")
-@click.option("--max-breach-m", "max_breach_m", type=click.FloatRange(min=0.0, min_open=True), default=10.0,
+@click.option("--max-breach-m", "max_breach_m", type=click.FloatRange(min=0.0, min_open=True), default=15.0,
               show_default=True, help="Deepest cut allowed (DEM elevation units); a crossing that needs more is "
                                       "left as it is and reported.")
 @click.option("--min-dam-m", "min_dam_m", type=click.FloatRange(min=0.0), default=0.25, show_default=True,

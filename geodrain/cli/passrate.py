@@ -32,7 +32,7 @@ def passrate(dems, truth, streams, distance_m, tolerance_m, as_is, as_json):
     for dem in dems:
         info = open_dem(dem)
         if targets is None:
-            targets = load_targets(truth, streams, info.crs, distance_m)
+            targets = load_targets(truth, streams, info.crs, distance_m, info.bounds)
         res = dem_pass_rate(dem, targets, fill=not as_is, tolerance_m=tolerance_m)
         rows.append({"dem": dem, "crossings": len(res), "pass_rate": round(res.rate, 4), **res.counts()})
         if not as_json:

@@ -23,8 +23,6 @@ D8_NODATA = 247
 # of an exactly flat area as a new pit and slows down by orders of magnitude; 1 mm is below any DEM's
 # precision.)
 RAW_DEPTH_M = 0.001
-# row, column offsets of the D8 codes
-D8_OFFSETS = {1: (0, 1), 2: (1, 1), 4: (1, 0), 8: (1, -1), 16: (0, -1), 32: (-1, -1), 64: (-1, 0), 128: (-1, 1)}
 
 
 def as_elevation(dem: np.ndarray, valid: np.ndarray | None = None, nodata: float | None = None) -> np.ndarray:
@@ -124,14 +122,3 @@ def route(z: np.ndarray, transform: Affine, *, fill: bool = True, keep_filled: b
     crosses it towards its spill point); without, every depression is a pit where water ponds."""
     filled, d8 = fill_depressions(z, max_depth=None if fill else RAW_DEPTH_M)
     return FlowGrid(d8, transform, filled if keep_filled else None)
-
-
-def downstream_cell(d8: np.ndarray, row: int, col: int) -> tuple[int, int] | None:
-    """The D8 downstream neighbour of a cell; None at a pit, on no data or where flow leaves the array."""
-    off = D8_OFFSETS.get(int(d8[row, col]))
-    if off is None:
-        return None
-    r, c = row + off[0], col + off[1]
-    if 0 <= r < d8.shape[0] and 0 <= c < d8.shape[1]:
-        return r, c
-    return None
