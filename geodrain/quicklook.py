@@ -168,15 +168,21 @@ def render_dem_quicklook(dem, crossings: str | Path | None, out: str | Path, *, 
             ax.plot(*np.asarray(g.coords).T, color="red", lw=2.2)
         handles.append(plt.Line2D([], [], color="red", lw=2.2, label=f"breaches ({len(lines)})"))
     style = dict(s=60, linewidths=1.4)
+
+    def shown(path):
+        xy = read_points(path, crossing_layer(path), crs=crs).xy
+        return xy[(xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)]
+
     if crossings is not None:
-        pts = read_points(crossings, crossing_layer(crossings), crs=crs)
-        ax.scatter(*pts.xy.T, facecolors="none", edgecolors="yellow", label=f"crossings ({len(pts)})", **style)
+        xy = shown(crossings)
+        ax.scatter(*xy.T, facecolors="none", edgecolors="yellow", label=f"crossings ({len(xy)})", **style)
     if truth is not None:
-        tru = read_points(truth, crossing_layer(truth), crs=crs)
-        ax.scatter(*tru.xy.T, marker="+", c="cyan", label=f"truth ({len(tru)})", **style)
+        xy = shown(truth)
+        ax.scatter(*xy.T, marker="+", c="cyan", label=f"truth ({len(xy)})", **style)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    ax.set_title(title or f"{Path(str(dem)).name}: hillshade, D8 streams after filling depressions", fontsize=10)
+    ax.set_title(title or f"{Path(str(dem)).name}: hillshade, D8 streams after filling depressions, breaches",
+                 fontsize=10)
     ax.ticklabel_format(useOffset=False, style="plain")
     ax.tick_params(labelsize=7)
     h2, _ = ax.get_legend_handles_labels()

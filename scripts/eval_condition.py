@@ -10,8 +10,8 @@ For every true crossing of every scene, the D8 flow path starting on the stream 
 * breached            least-cost breaching of every depression (whitebox-workflows
                       BreachDepressionsLeastCost, max 100 cells, the rest filled), then D8;
 * conditioned at ...  geodrain condition at the detected crossings (the deployed model at its calibrated
-                      threshold, and at a lower threshold), and at the true crossings; then every remaining
-                      depression filled (as for "filled") and D8.
+                      threshold, cond_det, and at lower thresholds, cond_det_t<threshold>), and at the true
+                      crossings; then every remaining depression filled (as for "filled") and D8.
 
 "cells changed" counts the cells each method alters in the DEM (for the conditioned rows: the breach cells
 that geodrain condition writes; their routing fills what remains, like the "filled" row). For the detections,
@@ -22,8 +22,10 @@ the matched detections are breached.
     python scripts/eval_condition.py --seeds 9011-9018 --work runs/eval_condition          # prepare + evaluate
     python scripts/eval_condition.py --seeds 9011-9018 --work runs/eval_condition --prepare-only
 
-Scenes are generated (geodrain synth) and detected once (one detection run at the lower threshold; the
-deployed threshold's crossings are the same window candidates merged as geodrain detect merges them).
+Scenes are generated (geodrain synth) and detected once (one detection run at the lowest threshold; the other
+thresholds' crossings are the window candidates above them merged as geodrain detect merges them, the output
+geodrain detect --threshold gives). Each scene's results are kept in WORK/s<seed>_result.json; a re-run
+evaluates only the methods missing there.
 """
 
 from __future__ import annotations
@@ -58,8 +60,13 @@ def parse_seeds(text: str) -> list[int]:
     return out
 
 
-def prepare(seed: int, size: int, work: Path, low: float) -> Path:
-    """Generate the scene and detect its crossings at the deployed and at the lower threshold."""
+def det_path(d: Path, threshold: float | None) -> Path:
+    """The scene's detections at ``threshold`` (None: the deployed bundle's)."""
+    return d / ("crossings.gpkg" if threshold is None else f"crossings_t{threshold:g}.gpkg")
+
+
+def prepare(seed: int, size: int, work: Path, lows: list[float]) -> Path:
+    """Generate the scene and detect its crossings at the deployed and at the lower thresholds."""
     from geodrain.detect import DetectOptions, detect, write_crossings
     from geodrain.merge import merge_candidates
     from geodrain.model.bundle import load_bundle
@@ -68,14 +75,13 @@ def prepare(seed: int, size: int, work: Path, low: float) -> Path:
     d = work / f"s{seed}"
     if not (d / "dem.tif").exists():
         generate_scene(d, seed=seed, size=size, overwrite=True)
-    hi_path, lo_path = d / "crossings.gpkg", d / f"crossings_t{low:g}.gpkg"
-    if hi_path.exists() and lo_path.exists():
+    if all(det_path(d, t).exists() for t in [None, *lows]):
         return d
     bundle = load_bundle(None)
     opts = DetectOptions(overwrite=True).resolved(bundle)
     t0 = time.perf_counter()
-    res = detect(d / "naip.tif", None, model=bundle, options=replace(opts, threshold=low), progress=False)
-    for threshold, path in ((low, lo_path), (opts.threshold, hi_path)):
+    res = detect(d / "naip.tif", None, model=bundle, options=replace(opts, threshold=min(lows)), progress=False)
+    for threshold, path in [(t, det_path(d, t)) for t in lows] + [(opts.threshold, det_path(d, None))]:
         cands = res.candidates.subset(res.candidates.score >= threshold)
         r = replace(res, crossings=merge_candidates(cands, opts.merge_radius_m / res.source.grid.units_m))
         write_crossings(r, path, threshold, opts.merge_radius_m, replace(opts, threshold=threshold))
@@ -118,16 +124,22 @@ def rerouted_cells(grid_all: FlowGrid, grid_tp: FlowGrid, cells: np.ndarray) -> 
     return int((grid_all.through(cells) & ~grid_tp.through(cells)).sum())
 
 
-def evaluate_scene(d: Path, low: float, work: Path) -> dict:
+def method_name(threshold: float | None) -> str:
+    return "cond_det" if threshold is None else f"cond_det_t{threshold:g}"
+
+
+def evaluate_scene(d: Path, lows: list[float], work: Path, done: dict | None = None) -> dict:
+    """Every method's pass rate on one scene; methods already in ``done`` (an earlier run's result) are kept."""
+    done = done or {"row": {}, "changed": {}, "status": {}, "false": {}}
     truth = gpd.read_file(d / "truth.gpkg", layer="crossings")
     streams = gpd.read_file(d / "streams.gpkg")
     z, tf = read_dem(d / "dem.tif")
     with rasterio.open(d / "dem.tif") as src:
         targets = crossing_targets(truth, streams, DISTANCE_M, tuple(src.bounds))
     valid = np.isfinite(z)
-    row = {"scene": d.name, "crossings": len(targets), "cells": int(np.isfinite(z).sum()),
+    row = {**done["row"], "scene": d.name, "crossings": len(targets), "cells": int(np.isfinite(z).sum()),
            "stream_m": round(sum(t.up_m + t.down_m for t in targets))}
-    changed, status = {}, {}
+    changed, status, falses = done["changed"], done["status"], done["false"]
 
     def record(name, grid, n_changed):
         res = pass_test(grid, targets, TOLERANCE_M)
@@ -136,17 +148,21 @@ def evaluate_scene(d: Path, low: float, work: Path) -> dict:
         status[name] = res.counts()
 
     t0 = time.perf_counter()
-    record("raw", route(z, tf, fill=False), 0)
-    filled, d8 = fill_depressions(z)
-    record("filled", FlowGrid(d8, tf), np.sum(filled[valid] > z[valid]))
-    del filled, d8
-    wb = whitebox_breach(z, profile(d / "dem.tif"), work)
-    record("breached", route(wb, tf), np.sum(np.abs(wb[valid] - z[valid]) > 1e-4))
-    del wb
-    falses = {}
-    sets = {"cond_det": d / "crossings.gpkg", "cond_det_low": d / f"crossings_t{low:g}.gpkg",
-            "cond_truth": d / "truth.gpkg"}
+    if "raw" not in status:
+        record("raw", route(z, tf, fill=False), 0)
+    if "filled" not in status:
+        filled, d8 = fill_depressions(z)
+        record("filled", FlowGrid(d8, tf), np.sum(filled[valid] > z[valid]))
+        del filled, d8
+    if "breached" not in status:
+        wb = whitebox_breach(z, profile(d / "dem.tif"), work)
+        record("breached", route(wb, tf), np.sum(np.abs(wb[valid] - z[valid]) > 1e-4))
+        del wb
+    sets = {method_name(t): det_path(d, t) for t in [None, *lows]}
+    sets["cond_truth"] = d / "truth.gpkg"
     for name, pts in sets.items():
+        if name in status:
+            continue
         out = work / f"{d.name}_{name}.tif"
         res = condition(d / "dem.tif", pts, out, options=ConditionOptions(overwrite=True), progress=False)
         zc, _ = read_dem(out)
@@ -178,7 +194,7 @@ def evaluate_scene(d: Path, low: float, work: Path) -> dict:
                         "at_true_crossing": len(at_truth), "elsewhere": len(elsewhere),
                         "rerouted_cells": int(sum(rerouted)), "rerouted_max": int(max(rerouted, default=0)),
                         "rerouted_each": rerouted}
-    row["seconds"] = round(time.perf_counter() - t0, 1)
+    row["seconds"] = round(row.get("seconds", 0.0) + time.perf_counter() - t0, 1)
     return {"row": row, "changed": changed, "status": status, "false": falses}
 
 
@@ -188,7 +204,6 @@ def _line_cells(o, tf, shape) -> np.ndarray:
     return np.ravel_multi_index((np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)), shape)
 
 
-METHODS = ["raw", "filled", "breached", "cond_det", "cond_det_low", "cond_truth"]
 
 
 def main() -> None:
@@ -196,49 +211,51 @@ def main() -> None:
     ap.add_argument("--seeds", default="9011-9018")
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--work", type=Path, default=Path("runs/eval_condition"))
-    ap.add_argument("--low-threshold", type=float, default=0.5,
-                    help="the lower detection threshold compared with the deployed one")
+    ap.add_argument("--thresholds", default="0.9,0.5",
+                    help="lower detection thresholds compared with the deployed one (0.9 chosen on seeds 9001-9002)")
     ap.add_argument("--prepare-only", action="store_true", help="generate and detect, do not evaluate")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    scenes = [prepare(s, args.size, args.work, args.low_threshold) for s in parse_seeds(args.seeds)]
+    lows = [float(t) for t in args.thresholds.split(",")]
+    dets = [method_name(t) for t in [None, *lows]]
+    methods = ["raw", "filled", "breached", *dets, "cond_truth"]
+    scenes = [prepare(s, args.size, args.work, lows) for s in parse_seeds(args.seeds)]
     if args.prepare_only:
         return
     results = []
     for d in scenes:
-        cache = args.work / f"{d.name}_result.json"      # a re-run reuses finished scenes
-        if cache.exists():
-            results.append(json.loads(cache.read_text()))
-        else:
-            results.append(evaluate_scene(d, args.low_threshold, args.work))
-            cache.write_text(json.dumps(results[-1], default=str))
+        cache = args.work / f"{d.name}_result.json"      # a re-run reuses the methods already evaluated
+        done = json.loads(cache.read_text()) if cache.exists() else None
+        if done is None or any(m not in done["status"] for m in methods):
+            done = evaluate_scene(d, lows, args.work, done)
+            cache.write_text(json.dumps(done, default=str))
+        results.append(done)
         print(f"# {d.name}: " + json.dumps(results[-1]["row"]), flush=True)
     rows = [r["row"] for r in results]
     total = {"scene": "all", "crossings": sum(r["crossings"] for r in rows),
              "stream_m": sum(r["stream_m"] for r in rows)}
-    for k in METHODS:
+    for k in methods:
         total[k] = sum(r[k] for r in rows)
     rows.append(total)
     for r in rows:
-        for k in METHODS:
+        for k in methods:
             r[f"{k}_rate"] = r[k] / r["crossings"]
     print(f"# eval_condition on {machine()}; seeds {args.seeds}, {args.size}² px at 1 m; pass test: start "
           f"{DISTANCE_M:g} m upstream, within {TOLERANCE_M:g} m of the crossing, then {DISTANCE_M:g} m below")
     print("\nCrossing pass rate (share of true crossings whose D8 flow path goes under the road):\n")
-    print(table(rows, ["scene", "crossings", "stream_m"] + [f"{k}_rate" for k in METHODS]))
+    print(table(rows, ["scene", "crossings", "stream_m"] + [f"{k}_rate" for k in methods]))
     per = {k: {"pass_rate": total[k] / total["crossings"], "passed": total[k],
                "cells_changed": sum(r["changed"][k] for r in results),
                **{s: sum(r["status"][k][s] for r in results) for s in ("pass", "ponds", "diverted", "lost")}}
-           for k in METHODS}
+           for k in methods}
     print("\nPer method, all scenes (failures by kind; cells changed in the DEM):\n")
     print(table([{"method": k, **v} for k, v in per.items()],
                 ["method", "pass_rate", "passed", "ponds", "diverted", "lost", "cells_changed"]))
-    ratio = {k: per[k]["pass_rate"] / per["cond_truth"]["pass_rate"] for k in ("cond_det", "cond_det_low")}
-    print(f"\nconditioned at detections / at truth: deployed threshold {ratio['cond_det']:.3f}, "
-          f"threshold {args.low_threshold:g} {ratio['cond_det_low']:.3f}")
+    ratio = {k: per[k]["pass_rate"] / per["cond_truth"]["pass_rate"] for k in dets}
+    print("\nconditioned at detections / at truth: " + ", ".join(f"{k} {v:.3f}" for k, v in ratio.items()))
     keys = ("detections", "matched", "false", "false_breached", "at_true_crossing", "elsewhere", "rerouted_cells")
-    fal = {k: {f: sum(r["false"][k][f] for r in results) for f in keys} for k in ("cond_det", "cond_det_low")}
+    fal = {k: {f: sum(r["false"][k][f] for r in results) for f in keys} for k in dets}
     for k in fal:
         each = sorted(sum((r["false"][k]["rerouted_each"] for r in results), []))
         fal[k]["rerouted_median"] = int(np.median(each)) if each else 0
@@ -251,7 +268,7 @@ def main() -> None:
                 ["conditioned at", *keys, "rerouted_median", "rerouted_max", "scene_cells"]))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "seeds": args.seeds, "size": args.size,
-                                         "low_threshold": args.low_threshold, "rows": rows, "methods": per,
+                                         "thresholds": lows, "rows": rows, "methods": per,
                                          "ratio_to_truth": ratio, "false_detections": fal,
                                          "scenes": results}, indent=2, default=str))
 

@@ -182,6 +182,19 @@ def test_water_goes_under_the_road_only_after_conditioning(scene, tmp_path):
     assert rates["conditioned", True].miss_m[0] < 1.0
 
 
+def test_pass_targets_split_streams_and_dem_edge():
+    # one stream in two rows (as a clipped stream is written), the crossing on the second part, 20 m from the
+    # DEM's east edge: the test runs from 50 m upstream to the edge, not past it
+    a, b = LineString([xy(STREAM_ROW, 0), xy(STREAM_ROW, 100)]), LineString([xy(STREAM_ROW, 100), xy(STREAM_ROW, 300)])
+    streams = gpd.GeoDataFrame({"stream_id": [7, 7], "parent_id": [0, 0]}, geometry=[a, b], crs="EPSG:26914")
+    truth = gpd.GeoDataFrame({"crossing_id": [1], "stream_id": [7], "stream_width_m": [4.0]},
+                             geometry=[Point(xy(STREAM_ROW, 180))], crs="EPSG:26914")
+    bounds = (ORIGIN[0], ORIGIN[1] - N, ORIGIN[0] + N, ORIGIN[1])
+    t = crossing_targets(truth, streams, 50.0, bounds)[0]
+    assert t.up_m == pytest.approx(50.0) and 17.0 <= t.down_m <= 19.0 and t.half_width_m == 2.0
+    assert t.start[0] == pytest.approx(xy(STREAM_ROW, 130)[0]) and bounds[0] < t.end[0] < bounds[2]
+
+
 def test_passrate_command(scene, tmp_path):
     d, dem, pts = scene
     out = tmp_path / "cond.tif"
