@@ -1,4 +1,5 @@
-"""Quicklook pictures: a downsampled RGB or colour-infrared view of a raster with crossings drawn on it."""
+"""Quicklook pictures: a downsampled RGB or colour-infrared view of a raster with crossings drawn on it, or of a
+DEM with its hillshade, the streams extracted from it (before and after conditioning) and the breach lines."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import RasterError
 from .evaluate import crossing_layer, match_points, score_matching
 from .datasets.scene import read_points
 from .read import NAIP_BANDS, open_source
@@ -70,3 +72,133 @@ def render_quicklook(raster, crossings: str | Path | None, out: str | Path, *, t
     finally:
         plt.close(fig)
     return out
+
+
+def _routed_overview(path, side: int, bounds=None):
+    """A DEM (or its part inside map ``bounds`` (xmin, ymin, xmax, ymax)) read at most ``side`` cells across,
+    each cell the minimum of the cells it covers so that one-cell breaches and channels survive, and its
+    filled D8 routing: (z, grid, DEM info, transform, bounds)."""
+    import math
+
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.transform import Affine
+
+    from .hydrology.dem import _valid, open_dem
+    from .hydrology.routing import route
+
+    from rasterio.vrt import WarpedVRT
+
+    info = open_dem(path)
+    x0, y0, x1, y1 = info.bounds
+    if bounds is not None:
+        x0, y0, x1, y1 = max(x0, bounds[0]), max(y0, bounds[1]), min(x1, bounds[2]), min(y1, bounds[3])
+        if x1 <= x0 or y1 <= y0:
+            raise RasterError(f"--bounds do not overlap {path}")
+    res = abs(info.transform.a)
+    w, h = max(1, round((x1 - x0) / res)), max(1, round((y1 - y0) / res))
+    f = max(1, math.ceil(max(w, h) / side))
+    shape = (max(1, h // f), max(1, w // f))
+    transform = Affine(res * w / shape[1], 0, x0, 0, -res * h / shape[0], y1)
+    with rasterio.open(info.path) as src, WarpedVRT(src, crs=src.crs, transform=transform, width=shape[1],
+                                                    height=shape[0], resampling=Resampling.min) as vrt:
+        a = vrt.read(1, masked=True)
+    z = a.data.astype(np.float32)
+    z[~_valid(a)] = np.nan
+    return z, route(z, transform), info, transform, (x0, y0, x1, y1)
+
+
+def render_dem_quicklook(dem, crossings: str | Path | None, out: str | Path, *, before: str | Path | None = None,
+                         breaches: str | Path | None = None, truth: str | Path | None = None,
+                         stream_area_m2: float = 50000.0, max_side: int = 1600, route_side: int = 2048,
+                         bounds: tuple[float, float, float, float] | None = None, overwrite: bool = False,
+                         title: str | None = None) -> Path:
+    """A PNG of a DEM for a hydrologist: hillshade, the streams extracted from it (D8 flow accumulation of at
+    least ``stream_area_m2`` after filling depressions), the streams extracted from the DEM ``before``
+    conditioning where they differ, the breach lines and the crossings."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LightSource, ListedColormap
+
+    out = check_output(out, overwrite, formats={".png": "PNG"})
+    if breaches is None:
+        guess = Path(dem).with_name(Path(dem).stem + "_breaches.gpkg")
+        breaches = guess if guess.exists() else None
+    from scipy.ndimage import binary_dilation
+
+    z, grid, info, transform, (x0, y0, x1, y1) = _routed_overview(dem, route_side, bounds)
+    cell = abs(transform.a) * info.units_m
+    thick = max(0, round(max(z.shape) / max_side))          # streams drawn at least ~2 px wide
+
+    def streams(g):
+        s = g.accumulation("cell") * cell ** 2 >= stream_area_m2
+        return binary_dilation(s, iterations=thick) if thick else s
+
+    after = streams(grid)
+    old = streams(_routed_overview(before, route_side, (x0, y0, x1, y1))[1]) if before is not None else None
+    ext = (x0, x1, y0, y1)
+    zf = np.where(np.isfinite(z), z, np.nanmin(z) if np.isfinite(z).any() else 0.0)
+    shade = LightSource(azdeg=315, altdeg=45).hillshade(zf, vert_exag=3.0, dx=cell, dy=cell)
+    fig, ax = plt.subplots(figsize=(10, 10 * z.shape[0] / z.shape[1] + 0.6), dpi=110)
+    ax.imshow(np.where(np.isfinite(z), shade, 1.0), cmap="gray", vmin=0, vmax=1, extent=ext, interpolation="bilinear")
+    handles = []
+    if old is not None:
+        ax.imshow(np.ma.masked_where(~(old & ~after), old), cmap=ListedColormap(["#ff8c00"]), extent=ext,
+                  interpolation="nearest", alpha=0.9)
+        handles.append(plt.Line2D([], [], color="#ff8c00", lw=2, label="streams before (where they differ)"))
+    ax.imshow(np.ma.masked_where(~after, after), cmap=ListedColormap(["#1f5fff"]), extent=ext,
+              interpolation="nearest", alpha=0.9)
+    handles.append(plt.Line2D([], [], color="#1f5fff", lw=2, label=f"streams (≥ {stream_area_m2 / 1e4:g} ha)"))
+    crs = info.crs
+    if breaches is not None:
+        import geopandas as gpd
+
+        lines = gpd.read_file(breaches, layer="breaches").to_crs(crs).clip((x0, y0, x1, y1))
+        for g in lines.geometry:
+            ax.plot(*np.asarray(g.coords).T, color="red", lw=2.2)
+        handles.append(plt.Line2D([], [], color="red", lw=2.2, label=f"breaches ({len(lines)})"))
+    style = dict(s=60, linewidths=1.4)
+
+    def shown(path):
+        xy = read_points(path, crossing_layer(path), crs=crs).xy
+        return xy[(xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)]
+
+    if crossings is not None:
+        xy = shown(crossings)
+        ax.scatter(*xy.T, facecolors="none", edgecolors="yellow", label=f"crossings ({len(xy)})", **style)
+    if truth is not None:
+        xy = shown(truth)
+        ax.scatter(*xy.T, marker="+", c="cyan", label=f"truth ({len(xy)})", **style)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_title(title or f"{Path(str(dem)).name}: hillshade, D8 streams after filling depressions, breaches",
+                 fontsize=10)
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.tick_params(labelsize=7)
+    h2, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + h2, loc="lower right", fontsize=8, framealpha=0.85)
+    fig.tight_layout()
+    _save(fig, out, plt)
+    return out
+
+
+def _save(fig, out: Path, plt) -> None:
+    try:
+        with atomic_file(out) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
+
+
+def is_dem(path: str | Path) -> bool:
+    """A single-band raster is drawn as a DEM."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        with rasterio.open(path) as src:
+            return src.count == 1
+    except RasterioIOError:
+        return False

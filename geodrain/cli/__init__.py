@@ -116,5 +116,6 @@ def _register() -> None:
         cli.add_command(getattr(import_module(f".{name}", __name__), name))
 
 
-COMMANDS = ("synth", "chips", "train", "calibrate", "mine", "detect", "evaluate", "show", "nas", "schedule", "profile")
+COMMANDS = ("synth", "chips", "train", "calibrate", "mine", "detect", "condition", "passrate", "evaluate", "show", "nas",
+            "schedule", "profile")
 _register()
