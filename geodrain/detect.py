@@ -19,19 +19,17 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from . import __version__
 from .aoi import AOI, load_aoi
-from .errors import RasterError
-from .infer.base import Engine
-from .infer.chip import ChipEngine
-from .infer.dense import MIN_EXACT_CONTEXT, DenseEngine
-from .infer.runtime import RunConfig, default_config, resolve_device
+from .errors import DeviceError, RasterError
+from .infer.base import MIN_EXACT_CONTEXT, Engine
+from .infer.dense_ort import OrtDenseEngine, onnx_precision
+from .infer.runtime import RunConfig, default_config, device_name, device_type
 from .merge import Candidates, Crossings, decode, merge_candidates
-from .model.bundle import Bundle, load_bundle
-from .model.sppnet import FEATURE_STRIDE
+from .model.bundle import Bundle, device_class, load_bundle
+from .model.arch import FEATURE_STRIDE
 from .read import NAIP_BANDS, RasterSource, block_cache, open_source
 from .window import Block, BlockPlan, WindowGrid, check_size, plan_blocks, valid_fraction
 from .write import check_output, write_points
@@ -47,10 +45,10 @@ class DetectOptions:
     min_valid: float = 0.5
     bands: tuple[int, ...] = NAIP_BANDS
     engine: str = "auto"              # auto | dense | chip
-    backend: str = "torch"            # torch | onnx
+    backend: str | None = None        # torch | onnx (None: the bundle's tuned choice, else torch)
     device: str = "auto"
     batch_size: int | None = None
-    precision: str | None = None      # fp32 | fp16 | bf16
+    precision: str | None = None      # fp32 | fp16 | bf16 | int8 (the dense ONNX graph on a CPU)
     cuda_graph: bool | None = None
     block_px: int | None = None
     read_threads: int | None = None
@@ -94,16 +92,24 @@ def choose_engine(name: str, options: DetectOptions, bundle: Bundle) -> str:
         raise RasterError(f"unknown engine {name!r}: use auto, dense or chip")
     if name != "auto":
         return name
-    if options.backend == "onnx":
-        return "chip"
+    if options.backend == "onnx" and device_type(device_name(options.device)) != "cpu":
+        return "chip"       # the dense engine's ONNX graphs run on the CPU; ONNX Runtime's CUDA provider: chips
     dense_ok = options.stride % FEATURE_STRIDE == 0 and bundle.context_px >= MIN_EXACT_CONTEXT
     return "dense" if dense_ok else "chip"
 
 
-def run_config(bundle: Bundle, options: DetectOptions, device: torch.device) -> RunConfig:
-    """The tuned configuration for this device class (``geodrain schedule`` / ``profile``), with overrides."""
+def run_config(bundle: Bundle, options: DetectOptions, device, engine: str = "chip") -> RunConfig:
+    """The tuned configuration for this device class (``geodrain schedule`` / ``profile``; for the dense
+    engine ``scripts/prepare_dense.py``), with overrides."""
     tuned = bundle.tuned(device)
     batch = options.batch_size or bundle.best_batch_size(device)
+    if engine == "dense":
+        precision = onnx_precision(bundle, options.stride, options.backend, options.precision,
+                                   device_class(device))
+        if precision is not None:
+            return RunConfig("onnx", str(device), precision, False, False, batch)
+    if options.precision == "int8":
+        raise DeviceError("int8 runs only in the dense engine on the CPU (its prepared ONNX graph)")
     if options.backend == "onnx":
         return RunConfig("onnx", str(device), "fp32", False, False, batch)
     if "engine" in tuned and tuned["engine"].get("backend", "torch") == "torch":
@@ -112,23 +118,33 @@ def run_config(bundle: Bundle, options: DetectOptions, device: torch.device) -> 
         base = default_config(device, batch)
     precision = options.precision or base.precision
     graph = base.cuda_graph if options.cuda_graph is None else options.cuda_graph
-    if device.type != "cuda":
+    on_gpu = device_type(device) == "cuda"
+    if not on_gpu:
         precision, graph = ("fp32" if precision == "fp16" else precision), False
-    return RunConfig("torch", str(device), precision, base.channels_last and device.type == "cuda", graph, batch)
+    return RunConfig("torch", str(device), precision, base.channels_last and on_gpu, graph, batch)
 
 
-def make_engine(kind: str, bundle: Bundle, config: RunConfig, grid: WindowGrid, block_px: int) -> Engine:
-    cls = DenseEngine if kind == "dense" else ChipEngine
-    return cls(bundle, config, grid, block_px)
+def make_engine(kind: str, bundle: Bundle, config: RunConfig, grid: WindowGrid, block_px: int,
+                threshold: float | None = None) -> Engine:
+    """The engine; ``threshold`` lets the int8 dense graph score the windows near it again in fp32."""
+    if kind == "dense" and config.backend == "onnx":
+        return OrtDenseEngine(bundle, config, grid, block_px, threshold=threshold)
+    if kind == "dense":
+        from .infer.dense import DenseEngine
+
+        return DenseEngine(bundle, config, grid, block_px)
+    from .infer.chip import ChipEngine
+
+    return ChipEngine(bundle, config, grid, block_px)
 
 
-def default_block_px(device: torch.device, engine: str) -> int:
-    if device.type == "cuda":
+def default_block_px(device, engine: str) -> int:
+    if device_type(device) == "cuda":
         return 2048 if engine == "dense" else 1024
     return 1024
 
 
-def default_read_threads(device: torch.device, engine: str = "dense") -> int:
+def default_read_threads(device, engine: str = "dense") -> int:
     """Decoding threads. The dense engine on a GPU consumes pixels faster than one thread decodes them, so it
     gets the cores (GDAL releases the GIL while decoding). The chip engine needs a few tens of Mpx/s even on
     a GPU, which two threads deliver; more threads only contend (H200, 4096² scene: end-to-end / model-only
@@ -136,7 +152,7 @@ def default_read_threads(device: torch.device, engine: str = "dense") -> int:
     the cores."""
     import os
 
-    if device.type == "cuda" and engine == "dense":
+    if device_type(device) == "cuda" and engine == "dense":
         return max(2, min(16, os.cpu_count() or 2))
     return 2
 
@@ -202,8 +218,7 @@ def detect(inputs: str | Path | Sequence[str | Path], output: str | Path | None 
     if len(options.bands) != bundle.arch.bands:
         raise RasterError(f"--bands gives {len(options.bands)} band(s) but the model expects "
                           f"{bundle.arch.bands} ({', '.join(bundle.bands)})")
-    _ = bundle.model  # load and check the weights before any reading
-    device = resolve_device(options.device)
+    device = device_name(options.device)    # a name: torch is imported only by the engines that use it
     source = open_source(inputs, options.bands, bundle.gsd, options.scale)
     try:
         return _detect(source, bundle, device, options, output, progress, t_start)
@@ -211,7 +226,7 @@ def detect(inputs: str | Path | Sequence[str | Path], output: str | Path | None 
         source.close()
 
 
-def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options: DetectOptions,
+def _detect(source: RasterSource, bundle: Bundle, device: str, options: DetectOptions,
             output: Path | None, progress: bool, t_start: float) -> DetectResult:
     if source.native_gsd_m > 2.5 * bundle.gsd:
         print(f"geodrain: warning: input GSD {source.native_gsd_m:g} m is much coarser than the model's "
@@ -221,16 +236,17 @@ def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options:
     grid = WindowGrid(grid_w, grid_h, bundle.window_px, options.stride, bundle.context_px)
     aoi = load_aoi(options.aoi, source.grid) if options.aoi is not None else None
     engine_kind = choose_engine(options.engine, options, bundle)
-    config = run_config(bundle, options, device)
+    config = run_config(bundle, options, device, engine_kind)
     block_px = options.block_px or default_block_px(device, engine_kind)
     plans = plan_blocks(grid, block_px, source.block_shape, aoi.pixel_bounds if aoi else None)
-    engine = make_engine(engine_kind, bundle, config, grid, block_px)
     threshold, radius = options.threshold, options.merge_radius_m
+    engine = make_engine(engine_kind, bundle, config, grid, block_px, threshold)
     threads = options.read_threads or default_read_threads(device, engine_kind)
     reader = BlockReader(source, grid, aoi, options.min_valid, threads, ahead=2 * threads)
 
     total_windows = sum(p.nrows * p.ncols for p in plans)
     t_infer = t_merge = t_wait = 0.0
+    t_first = None     # detect() call -> first block ready for the engine (set-up and first read)
     evaluated = 0
     parts: list[Candidates] = []
     area_km2 = source.grid.area_km2() if aoi is None else aoi.area_km2
@@ -254,6 +270,7 @@ def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options:
         for block in reader.blocks(plans):
             t1 = time.perf_counter()
             t_wait += t1 - t0
+            t_first = t1 - t_start if t_first is None else t_first
             pending = engine.submit(block)
             t_infer += time.perf_counter() - t1
             if in_flight is not None:
@@ -285,10 +302,12 @@ def _detect(source: RasterSource, bundle: Bundle, device: torch.device, options:
                               crossings.size_m[inside])
     t_merge += time.perf_counter() - t3
     seconds = time.perf_counter() - t_start
-    run = {"engine": engine_kind, "run": config.to_dict(), "block_px": block_px, "read_threads": threads}
+    run = {"engine": engine_kind, "run": config.to_dict(), "block_px": block_px, "read_threads": threads,
+           **getattr(engine, "stats", dict)()}
     result = DetectResult(crossings, None, source, bundle, total_windows, evaluated, area_km2, seconds,
                           {"read_thread_s": reader.read_seconds, "read_wait_s": t_wait, "infer_s": t_infer,
-                           "merge_s": t_merge, "loop_s": time.perf_counter() - t_loop}, run, cands)
+                           "merge_s": t_merge, "loop_s": time.perf_counter() - t_loop,
+                           "first_block_s": t_first or 0.0}, run, cands)
     if output is not None:
         t4 = time.perf_counter()
         result.output = write_crossings(result, output, threshold, radius, options)

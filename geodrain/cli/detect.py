@@ -28,13 +28,15 @@ from .options import device_opt, model_opt, overwrite_opt, parse_int_list, quiet
 @click.option("--engine", type=click.Choice(["auto", "dense", "chip"]), default="auto", show_default=True,
               help="dense: convolve each block once and pool every window from it; chip: classify each "
                    "window on its own (the paper's way); auto picks dense when the bundle allows it.")
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
-              help="Run the model with torch or with ONNX Runtime (chip engine).")
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None,
+              help="Run the model with torch or with ONNX Runtime (default: the bundle's tuned choice for this "
+                   "device, else torch; on a CPU the dense engine runs the bundle's prepared ONNX graph).")
 @device_opt
 @click.option("--batch-size", type=int, default=None,
               help="Chips per batch (default: the bundle's profiled best for this device).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default=None,
-              help="Arithmetic precision on the GPU (default: the bundle's tuned choice, else fp16).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default=None,
+              help="Arithmetic precision (default: the bundle's tuned choice, else fp16 on a GPU, fp32 on a CPU). "
+                   "int8: the dense engine's prepared int8 graph on a CPU; fp32 there runs exactly.")
 @click.option("--block-size", "block_px", type=int, default=None,
               help="Pixels per block side read at once (default 1024 on CPU, 2048 on GPU).")
 @click.option("--read-threads", type=int, default=None, help="Background reading threads.")
