@@ -12,7 +12,7 @@ import torch
 from geodrain.detect import DetectOptions, detect, make_engine, run_config
 from geodrain.errors import BundleError, DeviceError
 from geodrain.infer.dense import DenseEngine
-from geodrain.infer.dense_ort import OrtDenseEngine, graph_name, onnx_precision, prepared_graph
+from geodrain.infer.dense_ort import OrtDenseEngine, graph_name, graph_stride, onnx_precision, prepared_graph
 from geodrain.infer.prepare import (export_dense_graph, graph_scores, quantize_dense_graph,
                                     uint8_input, window_agreement)
 from geodrain.infer.runtime import resolve_device
@@ -117,25 +117,32 @@ def test_tuned_settings_choose_the_graph(bundle_copy):
     assert onnx_precision(b, 8, None, "fp32", "cpu") == "fp32"           # --precision fp32: exact graph
     assert onnx_precision(b, 8, "torch", None, "cpu") is None            # --backend torch
     assert onnx_precision(b, 8, None, "bf16", "cpu") is None             # a torch precision: torch
-    assert onnx_precision(b, 24, None, None, "cpu") is None              # no graph for this stride: torch
-    assert onnx_precision(b, 24, "onnx", None, "cpu") == "fp32"          # --backend onnx: fp32 (exported)
+    assert onnx_precision(b, 24, None, None, "cpu") == "int8"            # the stride-8 graph holds stride 24's
+    assert prepared_graph(b, 24, "int8") == b.path / graph_name(8, "int8") and graph_stride(b, 24, "int8") == 8
+    assert onnx_precision(b, 12, None, None, "cpu") is None              # no graph for this stride: torch
+    assert onnx_precision(b, 12, "onnx", None, "cpu") == "fp32"          # --backend onnx: fp32 (exported)
     assert onnx_precision(b, 8, "onnx", None, "cpu") == "int8"
-    with pytest.raises(DeviceError, match="no int8 dense graph for stride 24"):
-        onnx_precision(b, 24, "onnx", "int8", "cpu")
+    with pytest.raises(DeviceError, match="no int8 dense graph for stride 12"):
+        onnx_precision(b, 12, "onnx", "int8", "cpu")
     assert onnx_precision(b, 8, None, None, "cuda:Some GPU") is None     # tuned for the CPU only
     with pytest.raises(DeviceError):
         onnx_precision(b, 8, None, "int8", "cuda:Some GPU")
 
 
-def test_explicit_onnx_backend_exports_fp32_for_an_unprepared_stride(bundle_copy, scene):
-    b, _ = bundle_copy
+@pytest.mark.parametrize("prepared", [False, True])
+def test_onnx_engine_at_a_coarser_stride_equals_torch(bundle_copy, scene, prepared):
+    """Stride 24 from the stride-8 graph (every third window), or from an fp32 graph exported at start."""
+    b, files = bundle_copy
+    if prepared:
+        b = set_dense(b, files, {"backend": "onnx", "precision": "fp32",
+                                 "graphs": {"8": {p: f.name for p, f in files.items()}}})
     with open_source(scene / "naip.tif") as src:
         grid = WindowGrid(src.grid.width, src.grid.height, 100, 24, b.context_px)
         opts = DetectOptions(device="cpu", backend="onnx", stride=24)
         cfg = run_config(b, opts, resolve_device("cpu"), "dense")
         assert (cfg.backend, cfg.precision) == ("onnx", "fp32")
         engine = make_engine("dense", b, cfg, grid, 256)
-        assert isinstance(engine, OrtDenseEngine)
+        assert isinstance(engine, OrtDenseEngine) and engine.every == (3 if prepared else 1)
         from geodrain.detect import BlockReader
 
         block = BlockReader(src, grid, None, 0.5, 1, 1).prepare(plan_blocks(grid, 256)[1])
@@ -188,23 +195,25 @@ def test_deployed_int8_windows_agree_with_torch(deployed, scene):
     assert d.max() < 2.0 and d.mean() < 0.3
 
 
-def test_int8_rescoring_gives_the_fp32_scores_near_and_above_the_threshold(bundle_copy, scene):
+@pytest.mark.parametrize("stride", [8, 24])
+def test_int8_rescoring_gives_the_fp32_scores_near_and_above_the_threshold(bundle_copy, scene, stride):
     b, files = bundle_copy
     graphs = {"8": {p: f.name for p, f in files.items()}}
     with open_source(scene / "naip.tif") as src:
-        grid = WindowGrid(src.grid.width, src.grid.height, 100, 8, b.context_px)
+        grid = WindowGrid(src.grid.width, src.grid.height, 100, stride, b.context_px)
         from geodrain.detect import BlockReader
 
-        block = BlockReader(src, grid, None, 0.5, 1, 1).prepare(plan_blocks(grid, 256)[0])
-    exact = graph_scores(files["fp32"], [block.data])[0]
+        block = BlockReader(src, grid, None, 0.5, 1, 1).prepare(plan_blocks(grid, 384)[0])
+    k = stride // 8
+    exact = graph_scores(files["fp32"], [block.data])[0][:, ::k, ::k]
     logits = exact[0, :block.plan.nrows, :block.plan.ncols][block.keep]
     thr_logit = float(np.percentile(logits, 97))
     threshold = 1 / (1 + np.exp(-thr_logit))
     b = set_dense(b, files, {"backend": "onnx", "precision": "int8", "graphs": graphs,
                              "int8": {"rescore": True, "rescore_margin_logit": 0.05}})
-    cfg = run_config(b, DetectOptions(device="cpu", stride=8), "cpu", "dense")
+    cfg = run_config(b, DetectOptions(device="cpu", stride=stride), "cpu", "dense")
     assert (cfg.backend, cfg.precision) == ("onnx", "int8")
-    engine = make_engine("dense", b, cfg, grid, 256, threshold)
+    engine = make_engine("dense", b, cfg, grid, 384, threshold)
     got = engine.run(block)
     ref_l = exact[0][got.rows - block.plan.row0, got.cols - block.plan.col0]
     ref_r = exact[1:].transpose(1, 2, 0)[got.rows - block.plan.row0, got.cols - block.plan.col0]
@@ -216,7 +225,7 @@ def test_int8_rescoring_gives_the_fp32_scores_near_and_above_the_threshold(bundl
     above = ref_l >= thr_logit
     assert above.any() and np.abs(got.logits[above] - ref_l[above]).max() < 1e-4
     # and without a threshold the engine is int8 alone
-    plain = make_engine("dense", b, cfg, grid, 256).run(block)
+    plain = make_engine("dense", b, cfg, grid, 384).run(block)
     assert np.abs(plain.logits - ref_l).max() > 1e-3
 
 

@@ -46,19 +46,38 @@ def dense_settings(bundle, device_class: str) -> dict[str, Any]:
 
 
 def prepared_graph(bundle, stride_px: int, precision: str) -> Path | None:
-    """The bundle's prepared dense graph for a stride and precision, if it ships one.
+    """The bundle's prepared dense graph for windows at ``stride_px`` in a precision, if it ships one: the
+    graph of that stride, else of the coarsest prepared stride that divides it (its windows include every
+    window at ``stride_px``; the engine keeps every k-th row and column, :func:`graph_stride`).
 
     Graphs are listed once, under any device class's ``dense.graphs`` (the files do not depend on the
     device); every listed file is also in the manifest's checksummed ``files``.
     """
+    found = _graph(bundle, stride_px, precision)
+    return found[0] if found else None
+
+
+def graph_stride(bundle, stride_px: int, precision: str) -> int | None:
+    """The window stride of the graph :func:`prepared_graph` returns."""
+    found = _graph(bundle, stride_px, precision)
+    return found[1] if found else None
+
+
+def _graph(bundle, stride_px: int, precision: str) -> tuple[Path, int] | None:
+    listed: dict[int, str] = {}
     for entry in bundle.manifest.get("inference", {}).values():
         graphs = (entry.get("dense") or {}).get("graphs", {}) if isinstance(entry, dict) else {}
-        name = graphs.get(str(int(stride_px)), {}).get(precision)
-        if name:
-            if name not in bundle.manifest.get("files", {}):
-                raise BundleError(f"bundle {bundle.path} names dense graph {name} but does not checksum it")
-            return bundle.path / name
-    return None
+        for stride, files in graphs.items():
+            if files.get(precision):
+                listed.setdefault(int(stride), files[precision])
+    usable = [s for s in listed if s > 0 and stride_px % s == 0]
+    if not usable:
+        return None
+    best = max(usable)
+    name = listed[best]
+    if name not in bundle.manifest.get("files", {}):
+        raise BundleError(f"bundle {bundle.path} names dense graph {name} but does not checksum it")
+    return bundle.path / name, best
 
 
 def onnx_precision(bundle, stride_px: int, backend: str | None, precision: str | None,
@@ -66,7 +85,8 @@ def onnx_precision(bundle, stride_px: int, backend: str | None, precision: str |
     """Which dense graph to run (its precision), or None for the torch dense engine.
 
     ``backend`` and ``precision`` are the user's (None: the bundle's tuned choice for the device class). The
-    tuned choice applies only where the bundle ships a graph for the stride (else fp32's, else torch); an
+    tuned choice applies only where the bundle ships a graph for the stride or a divisor of it (else fp32's,
+    else torch); an
     explicit ``backend='onnx'`` runs fp32 even without a prepared graph (exported at start), an explicit
     int8 needs the prepared graph.
     """
@@ -138,13 +158,15 @@ class OrtDenseEngine:
         self.config = config
         self.grid = grid
         self.block_px = block_px
-        path = Path(graph) if graph is not None else prepared_graph(bundle, grid.stride, config.precision)
+        found = (Path(graph), grid.stride) if graph is not None else _graph(bundle, grid.stride, config.precision)
         self._tmp = None
-        if path is None:
+        if found is None:
             if config.precision != "fp32":
                 raise DeviceError(f"bundle {bundle.name} has no {config.precision} dense graph for stride "
                                   f"{grid.stride} px (prepare one with scripts/prepare_dense.py)")
-            path = self._export(bundle, grid.stride)
+            found = (self._export(bundle, grid.stride), grid.stride)
+        path, stride = found
+        self.every = grid.stride // stride     # a finer graph's windows: keep every k-th row and column
         self.graph = path
         self.session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
         self._float_input = self.session.get_inputs()[0].type != "tensor(uint8)"
@@ -156,11 +178,12 @@ class OrtDenseEngine:
         int8 = dense_settings(bundle, "cpu").get("int8", {})
         if config.precision == "int8" and threshold is not None and int8.get("rescore", True):
             margin = float(int8.get("rescore_margin_logit", DEFAULT_RESCORE_MARGIN))
-            exact = prepared_graph(bundle, grid.stride, "fp32")
+            exact = _graph(bundle, grid.stride, "fp32")
             if exact is None:
                 raise DeviceError(f"bundle {bundle.name} has an int8 dense graph for stride {grid.stride} px but "
                                   "no fp32 graph to score the windows near the threshold with")
-            self._exact = ort.InferenceSession(str(exact), session_options(), providers=["CPUExecutionProvider"])
+            self._exact = ort.InferenceSession(str(exact[0]), session_options(), providers=["CPUExecutionProvider"])
+            self._exact_every = grid.stride // exact[1]
             self.rescore_logit = logit(threshold) - margin
 
     def _export(self, bundle, stride_px: int) -> Path:
@@ -178,7 +201,8 @@ class OrtDenseEngine:
     def scores(self, data: np.ndarray) -> np.ndarray:
         """(bands, H, W) uint8 block -> (5, n_rows, n_cols) float32 for every window the graph computes."""
         x = data[None].astype(np.float32) if self._float_input else np.ascontiguousarray(data[None], np.uint8)
-        return self.session.run([OUTPUT], {INPUT: x})[0][0]
+        out = self.session.run([OUTPUT], {INPUT: x})[0][0]
+        return out if self.every == 1 else np.ascontiguousarray(out[:, ::self.every, ::self.every])
 
     def rescore(self, data: np.ndarray, out: np.ndarray, keep: np.ndarray) -> None:
         """Score again in fp32, in place, the windows of ``out`` near or above the threshold.
@@ -202,7 +226,8 @@ class OrtDenseEngine:
                 c0, c1 = tc + cols[0], tc + cols[-1] + 1
                 tile = data[:, r0 * step:(r1 - 1) * step + self.side, c0 * step:(c1 - 1) * step + self.side]
                 exact = self._exact.run([OUTPUT], {INPUT: np.ascontiguousarray(tile[None], np.uint8)})[0][0]
-                out[:, r0:r1, c0:c1] = exact[:, :r1 - r0, :c1 - c0]
+                k = self._exact_every
+                out[:, r0:r1, c0:c1] = exact[:, ::k, ::k][:, :r1 - r0, :c1 - c0]
                 self.rescored += int((r1 - r0) * (c1 - c0))
                 self.rescore_tiles += 1
 
