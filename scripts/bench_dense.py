@@ -85,7 +85,7 @@ def gpu_breakdown(args, bundle, raster: Path) -> dict:
     device = torch.device("cuda")
     opts = DetectOptions(engine="dense", device="cuda", block_px=args.block, stride=args.stride,
                          read_threads=args.threads).resolved(bundle)
-    config = run_config(bundle, opts, device)
+    config = run_config(bundle, opts, device, "dense")
     source = open_source(raster, opts.bands, bundle.gsd)
     grid = WindowGrid(source.grid.width, source.grid.height, bundle.window_px, opts.stride, bundle.context_px)
     block_px = args.block or default_block_px(device, "dense")
