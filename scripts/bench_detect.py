@@ -57,14 +57,17 @@ def age():   # seconds since this process started (kernel start time, 10 ms reso
         start = int(f.read().rsplit(')', 1)[1].split()[19]) / os.sysconf('SC_CLK_TCK')
     with open('/proc/uptime') as f:
         return float(f.read().split()[0]) - start
-from geodrain.cli import cli                      # what `geodrain` imports before it runs a command
-from geodrain.detect import DetectOptions, detect
+t_python = age()
+from geodrain.detect import DetectOptions, detect   # the detection pipeline and what it imports
+t_detect = age()
+from geodrain.cli import cli                         # what the `geodrain` command adds (all its commands)
 t_imports = age()
 args = json.loads(sys.argv[3])
 r = detect(sys.argv[1], sys.argv[2], options=DetectOptions(overwrite=True, **args), progress=False)
-print(json.dumps({"imports_s": t_imports, "setup_to_first_block_s": r.timings.get("first_block_s", float("nan")),
+print(json.dumps({"python_s": t_python, "detect_imports_s": t_detect - t_python, "cli_imports_s": t_imports - t_detect,
+                  "imports_s": t_imports, "setup_to_first_block_s": r.timings.get("first_block_s", float("nan")),
                   "process_to_first_block_s": t_imports + r.timings.get("first_block_s", float("nan")),
-                  "process_s": age(), "config": r.config}))
+                  "process_s": age(), "torch_imported": "torch" in sys.modules, "config": r.config}))
 """
 
 # the variants timed as `geodrain detect` processes: name -> extra CLI arguments (and DetectOptions for start-up)
@@ -97,7 +100,10 @@ def process_runs(args, raster: Path, area_km2: float) -> tuple[list[dict], list[
         envs["before"] = {**os.environ, "PYTHONPATH": str(args.baseline_src.resolve())}
         cwds["before"] = str(args.baseline_src.resolve())
     model = ["--model", str(Path(args.model).resolve())] if args.model else []
+    import resource
+
     times: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
     crossings: dict[str, int] = {}
     for _ in range(args.repeats):
         for name, (extra, _opts) in variants.items():
@@ -106,16 +112,23 @@ def process_runs(args, raster: Path, area_km2: float) -> tuple[list[dict], list[
                    "--overwrite", "-q", *model, *extra]
             if args.stride:
                 cmd += ["--stride", str(args.stride)]
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, env=envs[name], cwd=cwds[name], capture_output=True, text=True)
             dt = time.perf_counter() - t0
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name].append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
             if proc.returncode != 0:
                 raise RuntimeError(f"{name}: {proc.stderr[-2000:]}")
             times[name].append(dt)
             crossings[name] = len(pyogrio.read_dataframe(out, layer="crossings", read_geometry=False))
     base = statistics.median(times["before" if "before" in times else next(iter(times))])
+    cores = len(os.sched_getaffinity(0))
+    base_cpu = statistics.median(cpu["before" if "before" in cpu else next(iter(cpu))])
     rows = [{"variant": k, "median_s": statistics.median(v), "min_s": min(v), "runs": len(v),
              "km2_per_min": area_km2 / statistics.median(v) * 60, "speedup": base / statistics.median(v),
+             "cpu_s": statistics.median(cpu[k]), "cpu_speedup": base_cpu / statistics.median(cpu[k]),
+             "km2_per_min_at_cpu_over_cores": area_km2 / (statistics.median(cpu[k]) / cores) * 60,
              "crossings": crossings[k]} for k, v in times.items()]
     startup = []
     for name, (_extra, opts) in variants.items():
@@ -124,7 +137,7 @@ def process_runs(args, raster: Path, area_km2: float) -> tuple[list[dict], list[
         opts = {**opts, **({"stride": args.stride} if args.stride else {})}
         res = run_child(STARTUP_CHILD, str(raster), str(args.work / "startup.gpkg"), json.dumps(opts))
         startup.append({"variant": name, **{k: v for k, v in res.items() if k != "config"},
-                        "engine": res["config"]["run"]})
+                        "engine": f'{res["config"]["run"]["backend"]} {res["config"]["run"]["precision"]}'})
     return rows, startup
 
 
@@ -261,10 +274,15 @@ def main() -> None:
         print(f"scene {raster} ({args.size}² px, {area:.2f} km²), `geodrain detect` with the bundle's defaults "
               f"(stride {opts.stride} px) unless the variant says otherwise; {args.repeats} runs per variant, "
               "interleaved; seconds from process start to written output\n")
-        print(table(rows, ["variant", "median_s", "min_s", "runs", "km2_per_min", "speedup", "crossings"]))
-        print("\nstart-up (library child: the CLI's imports, then detect() until the first block is ready):\n")
-        print(table(startup, ["variant", "imports_s", "setup_to_first_block_s", "process_to_first_block_s",
-                              "process_s", "engine"]))
+        print(table(rows, ["variant", "median_s", "min_s", "runs", "km2_per_min", "speedup", "cpu_s", "cpu_speedup",
+                           "km2_per_min_at_cpu_over_cores", "crossings"]))
+        print("(cpu_s: the process's user + system CPU seconds, which other jobs on the machine barely change; "
+              "with the cores to itself a run takes at least cpu_s / cores of wall time, hence the last km²/min, "
+              "an upper bound)")
+        print("\nstart-up, in a library child: the interpreter, the detection modules' imports, what the CLI adds, "
+              "then detect() until the first block is ready (bundle, engine, first read):\n")
+        print(table(startup, ["variant", "python_s", "detect_imports_s", "cli_imports_s", "setup_to_first_block_s",
+                              "process_to_first_block_s", "process_s", "torch_imported", "engine"]))
         if args.json:
             args.json.write_text(json.dumps({"machine": machine(), "rows": rows, "startup": startup}, indent=2,
                                             default=str))

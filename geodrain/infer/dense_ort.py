@@ -85,10 +85,9 @@ def onnx_precision(bundle, stride_px: int, backend: str | None, precision: str |
     """Which dense graph to run (its precision), or None for the torch dense engine.
 
     ``backend`` and ``precision`` are the user's (None: the bundle's tuned choice for the device class). The
-    tuned choice applies only where the bundle ships a graph for the stride or a divisor of it (else fp32's,
-    else torch); an
-    explicit ``backend='onnx'`` runs fp32 even without a prepared graph (exported at start), an explicit
-    int8 needs the prepared graph.
+    tuned choice applies only where the bundle ships a graph for the stride or a divisor of it (else the
+    fp32 graph, else torch); an explicit ``backend='onnx'`` runs fp32 even without a prepared graph
+    (exported at start); an explicit int8 needs the prepared int8 graph.
     """
     if backend == "torch" or (precision is not None and precision not in ONNX_PRECISIONS):
         return None
@@ -122,7 +121,8 @@ def session_options(threads: int | None = None):
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = int(threads or len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    opts.intra_op_num_threads = int(threads or cores)
     opts.inter_op_num_threads = 1
     return opts
 
