@@ -158,7 +158,7 @@ def model_only(raster: Path, bundle, opts: DetectOptions, device) -> dict:
     plans = plan_blocks(grid, block_px, source.block_shape)
     reader = BlockReader(source, grid, None, opts.min_valid, 2, 4)
     blocks = list(reader.blocks(plans))
-    engine = make_engine(kind, bundle, config, grid, block_px)
+    engine = make_engine(kind, bundle, config, grid, block_px, opts.threshold)
     engine.run(blocks[0])                         # warm-up (CUDA graph capture, allocator)
     engine.synchronize()
     t0 = time.perf_counter()

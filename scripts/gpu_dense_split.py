@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import machine, table, tile_raster  # noqa: E402
 
 from geodrain.detect import BlockReader, DetectOptions, default_block_px, detect, make_engine, run_config  # noqa: E402
-from geodrain.infer.runtime import PRECISIONS, prepare_module, resolve_device  # noqa: E402
+from geodrain.infer.runtime import prepare_module, resolve_device, torch_dtype  # noqa: E402
 from geodrain.model.bundle import load_bundle  # noqa: E402
 from geodrain.model.sppnet import FEATURE_STRIDE, WINDOW_CELLS, DenseHead  # noqa: E402
 from geodrain.read import open_source  # noqa: E402
@@ -224,7 +224,7 @@ def main() -> None:
         bundle, DetectOptions(engine="dense", device=args.device, stride=args.stride, backend="torch").resolved(bundle),
         device, "dense")
     model = prepare_module(bundle.model, torch_cfg)
-    dtype = PRECISIONS[torch_cfg.precision]
+    dtype = torch_dtype(torch_cfg.precision)
     x = host.to(device)[None].to(dtype)
     if torch_cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -279,6 +279,9 @@ def main() -> None:
     print(f"\nSPP + head on one block ({rows} x {cols} windows):")
     print(table(heads, ["variant", "ms", "max_abs_diff_vs_default"]))
     print(f"\nwhere the time goes (the mosaic, {px_total / 1e6:.0f} Mpx; each part alone, scaled to the mosaic):")
+    if config.backend != "torch":
+        print(f"(detect ran the bundle's tuned {config.label} engine here; the parts below are the torch engine's, "
+              "so they do not add up to its time)")
     print(table(parts, ["part", "seconds", "ceiling_s", "of_ceiling", "share_of_e2e", "note"]), flush=True)
 
     if args.json:

@@ -124,6 +124,11 @@ def session_options(threads: int | None = None):
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     opts.intra_op_num_threads = int(threads or cores)
     opts.inter_op_num_threads = 1
+    # no busy-waiting between operators: the reading threads (and anything else on the machine) need the
+    # cores the pool would spin on (scripts/profile_dense_cpu.py compares); GEODRAIN_ORT_SPINNING=1 allows it
+    spin = "1" if os.environ.get("GEODRAIN_ORT_SPINNING") == "1" else "0"
+    opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
     return opts
 
 
