@@ -56,13 +56,14 @@ def block_cache(source: RasterSource, block_h: int, block_w: int, threads: int):
         yield
 
 
-def default_read_threads(device: "torch.device", engine: str = "dense") -> int:
+def default_read_threads(device: "str | torch.device", engine: str = "dense") -> int:
     """Decoding threads. The dense engine on a GPU consumes pixels faster than one thread decodes them, so it
     gets the cores (GDAL releases the GIL while decoding). The chip engine needs a few tens of Mpx/s even on
     a GPU, which two threads deliver; more threads only contend (H200, 4096² scene: end-to-end / model-only
     chips/s 0.82 with 2 threads, 0.64 with 16; docs/results/h200/read_threads/). On a CPU the model needs
     the cores."""
-    if device.type == "cuda" and engine == "dense":
+    kind = device.type if hasattr(device, "type") else str(device).split(":")[0]
+    if kind == "cuda" and engine == "dense":
         return max(2, min(16, os.cpu_count() or 2))
     return 2
 

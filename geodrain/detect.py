@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 from .errors import GeodrainError, GeodrainWarning, RasterError
 from .infer.base import Engine
 from .infer.config import make_engine
-from .infer.runtime import RunConfig, resolve_device
+from .infer.runtime import RunConfig, device_name
 from .memory import fit as fit_memory
 from .merge import Candidates, Crossings
 from .model.bundle import Bundle, load_bundle
@@ -186,14 +186,12 @@ def detect(inputs: str | Path | Sequence[str | Path], output: str | Path | None 
         output = check_points_output(output, options.overwrite)
     bundle = model if isinstance(model, Bundle) else load_bundle(model)
     with _cluster(options, progress) as cluster:
-        device = resolve_device(options.device)
+        device = device_name(options.device)   # a name: torch is imported only by the engines that use it
         plan_device = device
         if cluster is not None and options.device == "auto":
-            import torch
-
             from .distributed import cuda_on_workers
 
-            plan_device = torch.device("cuda") if cuda_on_workers(cluster.client) else torch.device("cpu")
+            plan_device = "cuda" if cuda_on_workers(cluster.client) else "cpu"
         settings = options.resolve(bundle, plan_device if cluster is not None else device)
         work_path = Path(options.work_dir) if options.work_dir is not None else \
             (default_work_dir(output) if output is not None else None)
@@ -202,7 +200,9 @@ def detect(inputs: str | Path | Sequence[str | Path], output: str | Path | None 
         block_px = options.block_px or before.get("block_px") or settings.block_px
         task_px = options.task_px or before.get("task_px") or DEFAULT_TASK_PX
         settings = replace(settings, block_px=int(block_px))
-        _ = bundle.model  # load and check the weights before any reading
+        torch_model = settings.engine == "chip" or settings.run.backend != "onnx"
+        if torch_model:
+            _ = bundle.model  # load and check the weights before any reading
 
         def make_plan(s: DetectSettings) -> RunPlan:
             return plan_run(inputs, bands=s.bands, gsd_m=bundle.gsd, window_px=bundle.window_px, stride=s.stride,
@@ -214,10 +214,11 @@ def detect(inputs: str | Path | Sequence[str | Path], output: str | Path | None 
         try:
             for g in plan.groups:
                 check_gsd(g.source, bundle, settings.force)
-            fitted = fit_memory(bundle.model, engine=settings.engine, batch_size=settings.run.batch_size,
-                                block_px=settings.block_px, stride=settings.stride,
+            fitted = fit_memory(bundle.model if torch_model else None, engine=settings.engine,
+                                batch_size=settings.run.batch_size, block_px=settings.block_px, stride=settings.stride,
                                 raster_px=max(max(g.source.grid.width, g.source.grid.height) for g in plan.groups),
-                                device=resolve_device(settings.run.device), precision=settings.run.precision)
+                                device=settings.run.device, precision=settings.run.precision, arch=bundle.arch,
+                                context_px=bundle.context_px)
         except BaseException:
             plan.close()
             raise
@@ -245,7 +246,7 @@ def _run(plan: RunPlan, bundle: Bundle, settings: DetectSettings, options: Detec
                   settings.run.batch_size, options.precision, options.cuda_graph, settings.block_px,
                   options.read_threads, settings.threshold, settings.stride, settings.merge_radius_m)
     rt = None if cluster is not None else Runtime(bundle, device, settings.run, settings.engine, settings.block_px,
-                                                  settings.read_threads, make_engine)
+                                                  settings.read_threads, make_engine, settings.threshold)
     work = WorkDir.open(work_path, _manifest(plan, bundle, settings, options), resume=options.resume,
                         restart=options.restart) if work_path is not None else None
     try:

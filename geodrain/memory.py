@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:   # torch is imported to measure a torch model; the ONNX Runtime dense engine needs none
+    import torch
 
 MEMORY_FRACTION = 0.5      # of the free memory, for the model's working set (the rest: reader, merging, others)
 _ELEMENT = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -22,7 +24,9 @@ _ELEMENT = {"fp32": 4, "fp16": 2, "bf16": 2}
 
 def available_bytes(device: torch.device) -> int:
     """Free memory on ``device``: CUDA's free memory, or the host's MemAvailable within any cgroup limit."""
-    if device.type == "cuda":
+    if getattr(device, "type", str(device).split(":")[0]) == "cuda":
+        import torch
+
         return int(torch.cuda.mem_get_info(device)[0])
     free = None
     try:
@@ -52,6 +56,8 @@ def available_bytes(device: torch.device) -> int:
 
 def _outputs_bytes(module: torch.nn.Module, run) -> int:
     """Bytes of the input and every leaf module's output during ``run()`` (float32)."""
+    import torch
+
     total = 0
 
     def add(_m, _i, out):
@@ -72,6 +78,8 @@ def _outputs_bytes(module: torch.nn.Module, run) -> int:
 
 def chip_bytes(model, precision: str = "fp32") -> int:
     """Working memory of one chip in a batch (its input and every intermediate output)."""
+    import torch
+
     side = int(model.input_px)
     x = torch.zeros(1, model.arch.bands, side, side)
     b = _outputs_bytes(model, lambda: model(x)) + x.numel() * 4
@@ -86,6 +94,8 @@ class DenseCost:
 
 def dense_bytes(model, precision: str = "fp32") -> DenseCost:
     """Working memory of the dense engine per block pixel and per window."""
+    import torch
+
     side = 64
     x = torch.zeros(1, model.arch.bands, side, side)
     trunk = _outputs_bytes(model.trunk, lambda: model.trunk(x)) + x.numel() * 4 * 2   # input and normalized input
@@ -93,6 +103,15 @@ def dense_bytes(model, precision: str = "fp32") -> DenseCost:
     per_window = (arch.spp_features + arch.fc + 8) * 4 * 2
     scale = _ELEMENT.get(precision, 4) / 4
     return DenseCost(trunk / side ** 2 * scale, per_window * scale)
+
+
+def dense_bytes_bound(arch, precision: str = "fp32") -> DenseCost:
+    """An upper bound of :func:`dense_bytes` from the architecture alone, without running the model (for the
+    ONNX Runtime dense engine, which does not import torch): the input twice, then each conv stage's output,
+    activation and pooled output at its resolution, in fp32 whatever the graph's precision."""
+    c1, c2, c3 = arch.channels
+    per_px = 4 * (2 * arch.bands + 3 * c1 + 3 * c2 / 4 + 3 * c3 / 16)
+    return DenseCost(per_px, (arch.spp_features + arch.fc + 8) * 4 * 2)
 
 
 def block_bytes(cost: DenseCost, block_px: int, window: int, context: int, stride: int) -> float:
@@ -113,28 +132,31 @@ def _gb(b: float) -> str:
     return f"{b / 2 ** 30:.1f} GB"
 
 
-def fit(model, *, engine: str, batch_size: int, block_px: int, stride: int, raster_px: int, device: torch.device,
-        precision: str = "fp32", available: int | None = None) -> Fit:
+def fit(model, *, engine: str, batch_size: int, block_px: int, stride: int, raster_px: int,
+        device: "str | torch.device", precision: str = "fp32", available: int | None = None,
+        arch=None, context_px: int | None = None) -> Fit:
     """The batch (chip engine) and block size (dense engine) bounded by ``MEMORY_FRACTION`` of the free memory
-    on ``device``, with a note for each one lowered. A block never needs more than the raster's side."""
+    on ``device``, with a note for each one lowered. A block never needs more than the raster's side.
+    ``model`` None (the dense engine in ONNX Runtime): the bound of ``arch`` and ``context_px`` is used."""
     free = available_bytes(device) if available is None else available
     budget = MEMORY_FRACTION * free
     notes = []
-    window, context = 100, int(model.context_px)
+    kind = getattr(device, "type", str(device).split(":")[0])
+    window, context = 100, int(model.context_px if model is not None else context_px or 0)
     block_eff = min(block_px, max(raster_px, window))      # a block larger than the raster reads the raster
     if engine == "chip":
-        per_chip = chip_bytes(model, precision)
+        per_chip = chip_bytes(model, precision)      # the chip engine always runs a model
         windows_per_block = int((block_eff / stride + 1) ** 2)
         eff = min(batch_size, windows_per_block)            # a batch never spans blocks
         if eff * per_chip > budget:
             allowed = max(1, int(budget // per_chip))
-            notes.append(f"a batch size of {batch_size} needs about {_gb(eff * per_chip)} but {device.type} has "
+            notes.append(f"a batch size of {batch_size} needs about {_gb(eff * per_chip)} but {kind} has "
                          f"{_gb(free)} free; using batches of {allowed}")
             batch_size = allowed
     # the block's pixels (data, validity, the reader's blocks ahead) and, for the dense engine, its feature maps
     per_px_data = 8
     if engine == "dense":
-        cost = dense_bytes(model, precision)
+        cost = dense_bytes(model, precision) if model is not None else dense_bytes_bound(arch)
         need = block_bytes(cost, block_eff, window, context, stride)
     else:
         cost, need = None, per_px_data * (block_eff + window + 2 * context) ** 2
@@ -146,7 +168,7 @@ def fit(model, *, engine: str, batch_size: int, block_px: int, stride: int, rast
                 per_px_data * (mid + window + 2 * context) ** 2
             lo, hi = (mid, hi) if m <= budget else (lo, mid)
         allowed = max(128, lo)
-        notes.append(f"a block size of {block_px} px needs about {_gb(need)} but {device.type} has {_gb(free)} free; "
+        notes.append(f"a block size of {block_px} px needs about {_gb(need)} but {kind} has {_gb(free)} free; "
                      f"using blocks of {allowed} px")
         block_px = allowed
     return Fit(batch_size, block_px, notes)

@@ -15,19 +15,23 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from .blocks import default_read_threads
 from .errors import GeodrainWarning, RasterError, SettingsError
 from .infer.config import ENGINES, MIN_BLOCK_PX, choose_engine, default_block_px, run_config
 from .infer.runtime import RunConfig
 from .model.bundle import Bundle
-from .model.sppnet import WINDOW_PX
+from .model.arch import WINDOW_PX
 from .read import NAIP_BANDS
 from .window import MIN_VALID
 
-BACKENDS = ("torch", "onnx")
+if TYPE_CHECKING:
+    import torch
+
+BACKENDS = (None, "torch", "onnx")
 
 
 @dataclass
@@ -40,7 +44,7 @@ class DetectOptions:
     min_valid: float = MIN_VALID
     bands: tuple[int, ...] = NAIP_BANDS
     engine: str = "auto"              # auto | dense | chip
-    backend: str = "torch"            # torch | onnx
+    backend: str | None = None        # torch | onnx (None: the bundle's tuned choice, else torch)
     device: str = "auto"
     batch_size: int | None = None
     precision: str | None = None      # fp32 | fp16 | bf16
@@ -106,14 +110,14 @@ class DetectOptions:
                 raise SettingsError(f"{name} must be {what}, got {value!r}")
         for name, value, choices in (("engine", self.engine, ENGINES), ("backend", self.backend, BACKENDS),
                                      ("device", self.device, ("auto", "cpu", "cuda")),
-                                     ("precision", self.precision, (None, "fp32", "fp16", "bf16"))):
+                                     ("precision", self.precision, (None, "fp32", "fp16", "bf16", "int8"))):
             if value not in choices and not (name == "device" and str(value).startswith("cuda:")):
                 raise SettingsError(f"{name} must be one of {', '.join(c for c in choices if c)}, got {value!r}")
         if not self.bands or any(not _int_in(1, None)(b) for b in self.bands):
             raise SettingsError(f"bands must be band numbers from 1, got {self.bands!r}")
         return self
 
-    def resolve(self, bundle: Bundle, device: torch.device) -> "DetectSettings":
+    def resolve(self, bundle: Bundle, device: "str | torch.device") -> "DetectSettings":
         """Every setting of a run of ``bundle`` on ``device``, checked; a band count the model cannot take, or a
         stride the automatic engine choice could only run very slowly, is refused."""
         self.check()
@@ -121,10 +125,10 @@ class DetectOptions:
             raise RasterError(f"{len(self.bands)} band(s) selected ({', '.join(map(str, self.bands))}) but the "
                               f"model expects {bundle.arch.bands} ({', '.join(bundle.bands)})")
         engine = choose_engine(self.engine, self.backend, bundle.stride_px if self.stride is None else self.stride,
-                               bundle)        # a stride no engine choice can run is refused before any warning
+                               bundle, device)   # a stride no engine choice can run is refused before any warning
         o = self.resolved(bundle)
-        config = run_config(bundle, device, backend=o.backend, batch_size=o.batch_size, precision=o.precision,
-                            cuda_graph=o.cuda_graph)
+        config = run_config(bundle, device, engine=engine, stride=o.stride, backend=o.backend,
+                            batch_size=o.batch_size, precision=o.precision, cuda_graph=o.cuda_graph)
         return DetectSettings(
             stride=int(o.stride), threshold=float(o.threshold), merge_radius_m=float(o.merge_radius_m),
             min_valid=float(o.min_valid), bands=tuple(o.bands), engine=engine, run=config,

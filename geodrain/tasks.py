@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -104,14 +105,14 @@ class Runtime:
     loads = 0   # bundles loaded from disk by this process (the distributed test checks: once per worker)
 
     def __init__(self, bundle, device, config, engine: str, block_px: int, read_threads: int,
-                 make_engine: Callable | None = None):
-        import torch
-
+                 make_engine: Callable | None = None, threshold: float | None = None):
         self.bundle, self.device, self.config = bundle, device, config
         self.engine_kind, self.block_px, self.read_threads = engine, block_px, read_threads
         self._make_engine = make_engine
+        self.threshold = threshold     # lets the int8 dense graph rescore the windows near it in fp32
         self.engines: dict = {}
-        self.torch_threads = torch.get_num_threads()
+        torch = sys.modules.get("torch")    # not imported where no model runs with it
+        self.torch_threads = torch.get_num_threads() if torch is not None else None
 
     @classmethod
     def load(cls, run: RunSpec) -> "Runtime":
@@ -119,28 +120,33 @@ class Runtime:
         model id), the device and its run configuration resolved here."""
         from .blocks import default_read_threads
         from .infer.config import run_config
-        from .infer.runtime import resolve_device
+        from .infer.runtime import device_name
         from .model.bundle import load_bundle
 
         bundle = load_bundle(run.bundle_path)
         if bundle.model_id != run.model_id:
             raise BundleError(f"the model bundle at {run.bundle_path} here is {bundle.model_id}, but the run "
                               f"uses {run.model_id}")
-        _ = bundle.model
         Runtime.loads += 1
-        device = resolve_device(run.device)
-        config = run_config(bundle, device, backend=run.backend, batch_size=run.batch_size,
-                            precision=run.precision, cuda_graph=run.cuda_graph)
+        device = device_name(run.device)
+        config = run_config(bundle, device, engine=run.engine, stride=run.stride, backend=run.backend,
+                            batch_size=run.batch_size, precision=run.precision, cuda_graph=run.cuda_graph)
+        if run.engine == "chip" or config.backend != "onnx":
+            _ = bundle.model     # loaded once per worker, before its first task
         return cls(bundle, device, config, run.engine, run.block_px,
-                   run.read_threads or default_read_threads(device, run.engine))
+                   run.read_threads or default_read_threads(device, run.engine), threshold=run.threshold)
 
     def engine(self, window: WindowGrid):
         from .infer.config import make_engine
 
         key = (window.size, window.stride, window.context)
         if key not in self.engines:
-            factory = self._make_engine or make_engine
-            self.engines[key] = factory(self.engine_kind, self.bundle, self.config, window, self.block_px)
+            if self._make_engine is None or self._make_engine is make_engine:
+                self.engines[key] = make_engine(self.engine_kind, self.bundle, self.config, window, self.block_px,
+                                                self.threshold)
+            else:         # an experiment's own factory
+                self.engines[key] = self._make_engine(self.engine_kind, self.bundle, self.config, window,
+                                                      self.block_px)
         return self.engines[key]
 
     def info(self) -> dict:

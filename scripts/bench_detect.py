@@ -51,6 +51,97 @@ print(json.dumps({"peak_rss_mb": peak_rss_mb(),
 """
 
 
+STARTUP_CHILD = """
+import json, os, sys, time
+def age():   # seconds since this process started (kernel start time, 10 ms resolution)
+    with open('/proc/self/stat') as f:
+        start = int(f.read().rsplit(')', 1)[1].split()[19]) / os.sysconf('SC_CLK_TCK')
+    with open('/proc/uptime') as f:
+        return float(f.read().split()[0]) - start
+t_python = age()
+from geodrain.detect import DetectOptions, detect   # the detection pipeline and what it imports
+t_detect = age()
+from geodrain.cli import cli                         # what the `geodrain` command adds (all its commands)
+t_imports = age()
+args = json.loads(sys.argv[3])
+r = detect(sys.argv[1], sys.argv[2], options=DetectOptions(overwrite=True, **args), progress=False)
+print(json.dumps({"python_s": t_python, "detect_imports_s": t_detect - t_python, "cli_imports_s": t_imports - t_detect,
+                  "imports_s": t_imports, "setup_to_first_block_s": r.timings.get("first_block_s", float("nan")),
+                  "process_to_first_block_s": t_imports + r.timings.get("first_block_s", float("nan")),
+                  "process_s": age(), "torch_imported": "torch" in sys.modules, "config": r.config}))
+"""
+
+# the variants timed as `geodrain detect` processes: name -> extra CLI arguments (and DetectOptions for start-up)
+PROCESS_VARIANTS = {
+    "default": ([], {}),
+    "onnx fp32": (["--backend", "onnx", "--precision", "fp32"], {"backend": "onnx", "precision": "fp32"}),
+    "torch": (["--backend", "torch"], {"backend": "torch"}),
+}
+
+
+def process_runs(args, raster: Path, area_km2: float) -> tuple[list[dict], list[dict]]:
+    """``geodrain detect`` end to end in child processes (process start to written output), each variant
+    --repeats times, interleaved; with --baseline-src also the code in that folder at its defaults ("before").
+    Then where each variant's start-up goes (imports, set-up to the first block), in library children."""
+    import os
+    import statistics
+    import subprocess
+
+    import pyogrio
+
+    names = [v.strip() for v in args.process_variants.split(",") if v.strip()]
+    unknown = [v for v in names if v not in PROCESS_VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown --process-variants {unknown}: use {', '.join(PROCESS_VARIANTS)}")
+    variants = {k: PROCESS_VARIANTS[k] for k in names}
+    envs = {k: dict(os.environ) for k in variants}
+    cwds = {k: None for k in variants}
+    if args.baseline_src:   # run from that folder: python puts the working directory first on sys.path
+        variants = {"before": ([], {}), **variants}
+        envs["before"] = {**os.environ, "PYTHONPATH": str(args.baseline_src.resolve())}
+        cwds["before"] = str(args.baseline_src.resolve())
+    model = ["--model", str(Path(args.model).resolve())] if args.model else []
+    import resource
+
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    crossings: dict[str, int] = {}
+    for _ in range(args.repeats):
+        for name, (extra, _opts) in variants.items():
+            out = (args.work / f"process_{name.replace(' ', '_')}.gpkg").resolve()
+            cmd = [sys.executable, "-m", "geodrain.cli", "detect", str(raster.resolve()), "-o", str(out),
+                   "--overwrite", "-q", *model, *extra]
+            if args.stride:
+                cmd += ["--stride", str(args.stride)]
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, env=envs[name], cwd=cwds[name], capture_output=True, text=True)
+            dt = time.perf_counter() - t0
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name].append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{name}: {proc.stderr[-2000:]}")
+            times[name].append(dt)
+            crossings[name] = len(pyogrio.read_dataframe(out, layer="crossings", read_geometry=False))
+    base = statistics.median(times["before" if "before" in times else next(iter(times))])
+    cores = len(os.sched_getaffinity(0))
+    base_cpu = statistics.median(cpu["before" if "before" in cpu else next(iter(cpu))])
+    rows = [{"variant": k, "median_s": statistics.median(v), "min_s": min(v), "runs": len(v),
+             "km2_per_min": area_km2 / statistics.median(v) * 60, "speedup": base / statistics.median(v),
+             "cpu_s": statistics.median(cpu[k]), "cpu_speedup": base_cpu / statistics.median(cpu[k]),
+             "km2_per_min_at_cpu_over_cores": area_km2 / (statistics.median(cpu[k]) / cores) * 60,
+             "crossings": crossings[k]} for k, v in times.items()]
+    startup = []
+    for name, (_extra, opts) in variants.items():
+        if name == "before":
+            continue
+        opts = {**opts, **({"stride": args.stride} if args.stride else {})}
+        res = run_child(STARTUP_CHILD, str(raster), str(args.work / "startup.gpkg"), json.dumps(opts))
+        startup.append({"variant": name, **{k: v for k, v in res.items() if k != "config"},
+                        "engine": f'{res["config"]["run"]["backend"]} {res["config"]["run"]["precision"]}'})
+    return rows, startup
+
+
 def scene(work: Path, seed: int, size: int) -> Path:
     d = work / f"scene_{seed}_{size}"
     if not (d / "naip.tif").exists():
@@ -66,7 +157,7 @@ def model_only(raster: Path, bundle, opts: DetectOptions, device) -> dict:
     plans = plan_blocks(grid, s.block_px, source.block_shape)
     reader = BlockReader(source, grid, None, s.min_valid, 2, 4)
     blocks = list(reader.blocks(plans))
-    engine = make_engine(s.engine, bundle, s.run, grid, s.block_px)
+    engine = make_engine(s.engine, bundle, s.run, grid, s.block_px, s.threshold)
     engine.run(blocks[0])                         # warm-up (CUDA graph capture, allocator)
     engine.synchronize()
     t0 = time.perf_counter()
@@ -151,6 +242,15 @@ def main() -> None:
                     help="bundle for the memory runs (default: --model); the pipeline's memory does not depend "
                          "on the weights, so a narrow model keeps a 16384² run short on a CPU")
     ap.add_argument("--memory-only", action="store_true", help="only the peak-RSS comparison")
+    ap.add_argument("--process", action="store_true",
+                    help="only `geodrain detect` end to end in child processes (process start to written output), "
+                         "per variant, and where start-up goes")
+    ap.add_argument("--process-variants", default="default,onnx fp32,torch",
+                    help=f"comma-separated, of: {', '.join(PROCESS_VARIANTS)}")
+    ap.add_argument("--baseline-src", type=Path, default=None,
+                    help="with --process: also time the geodrain package in this folder (e.g. `git archive` of an "
+                         "earlier commit) at its defaults, as 'before'")
+    ap.add_argument("--repeats", type=int, default=3, help="with --process: runs per variant, interleaved")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -164,6 +264,28 @@ def main() -> None:
         args.size = args.mosaic
     opts = DetectOptions(engine=args.engine, device=args.device, batch_size=args.batch_size, stride=args.stride,
                          read_threads=args.read_threads, overwrite=True).resolved(bundle)
+
+    if args.process:
+        with rasterio.open(raster) as src:
+            area = abs(src.transform.a * src.transform.e) * src.width * src.height / 1e6
+        rows, startup = process_runs(args, raster, area)
+        print(f"# bench_detect --process on {machine()}")
+        print(f"scene {raster} ({args.size}² px, {area:.2f} km²), `geodrain detect` with the bundle's defaults "
+              f"(stride {opts.stride} px) unless the variant says otherwise; {args.repeats} runs per variant, "
+              "interleaved; seconds from process start to written output\n")
+        print(table(rows, ["variant", "median_s", "min_s", "runs", "km2_per_min", "speedup", "cpu_s", "cpu_speedup",
+                           "km2_per_min_at_cpu_over_cores", "crossings"]))
+        print("(cpu_s: the process's user + system CPU seconds, which other jobs on the machine barely change; "
+              "with the cores to itself a run takes at least cpu_s / cores of wall time, hence the last km²/min, "
+              "an upper bound)")
+        print("\nstart-up, in a library child: the interpreter, the detection modules' imports, what the CLI adds, "
+              "then detect() until the first block is ready (bundle, engine, first read):\n")
+        print(table(startup, ["variant", "python_s", "detect_imports_s", "cli_imports_s", "setup_to_first_block_s",
+                              "process_to_first_block_s", "process_s", "torch_imported", "engine"]))
+        if args.json:
+            args.json.write_text(json.dumps({"machine": machine(), "rows": rows, "startup": startup}, indent=2,
+                                            default=str))
+        return
 
     rows, ratios, r = [], {}, None
     if not args.memory_only:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from geodrain.errors import ArchitectureError
 from geodrain.model.arch import PRESETS, Arch, resolve_arch, search_space
-from geodrain.model.sppnet import SPPNet, adaptive_bins, pool_windows
+from geodrain.model.sppnet import DenseGraph, SPPNet, adaptive_bins, pool_windows
 
 PAPER_TABLE_1 = {
     "original": "C64,3,1-P2,2-C128,3,1-P2,2-C256,3,1-P2,2-SPP4,2,1-F1024",
@@ -73,6 +73,27 @@ def test_pool_windows_matches_adaptive_max_pool(cells, k):
             r, c = first + i * step, first + j * step
             ref = F.adaptive_max_pool2d(feat[:, :, r:r + cells, c:c + cells], k).flatten(1)
             assert torch.equal(got[:, i, j], ref)
+
+
+@pytest.mark.parametrize("arch", [Arch(3, 3, 256), Arch(1, 5, 128), Arch(3, 4, 128), Arch(9, 1, 128)])
+@pytest.mark.parametrize("step_px", [8, 16, 24])
+def test_head_as_convolutions_equals_the_gathered_spp_vectors(arch, step_px):
+    """The FC layer over every window's SPP bins as dilated convolutions over max-pooled maps (even levels) or
+    one 1 x 1 convolution per bin (uneven: 12 cells in 5 bins) equals gathering each window's vector."""
+    torch.manual_seed(2)
+    model = SPPNet(arch, context_px=16).eval()
+    x = torch.rand(1, 4, 132 + step_px * 4 + 5, 132 + step_px * 6 + 3) * 255
+    with torch.inference_mode():
+        f = model.features(x)
+        rows, cols = model.window_grid(x.shape[-2], x.shape[-1], step_px)
+        conv = model.head_dense(f, step_px, rows, cols)
+        gather = model.head_dense_gather(f, step_px, rows, cols)
+        graph = DenseGraph(model, step_px // 8)(x).permute(0, 2, 3, 1)
+    assert conv.shape == gather.shape == (1, rows, cols, 5)
+    assert torch.allclose(conv, gather, atol=1e-4, rtol=1e-4)
+    # the exportable graph (normalization folded into the first convolution) computes the same windows first
+    assert graph.shape[1] >= rows and graph.shape[2] >= cols
+    assert torch.allclose(graph[:, :rows, :cols], gather, atol=1e-4, rtol=1e-4)
 
 
 def test_adaptive_bins_cover_the_input():

@@ -33,14 +33,16 @@ MIN_BLOCK_PX = 128
 @click.option("--engine", type=click.Choice(["auto", "dense", "chip"]), default="auto", show_default=True,
               help="dense: convolve each block once and pool every window from it; chip: classify each "
                    "window on its own (the paper's way); auto picks dense when the bundle allows it.")
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
-              help="Run the model with torch or with ONNX Runtime (chip engine).")
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default=None,
+              help="Run the model with torch or with ONNX Runtime (default: the bundle's tuned choice for this "
+                   "device, else torch; on a CPU the dense engine runs the bundle's prepared ONNX graph).")
 @device_opt
 @click.option("--batch-size", type=COUNT, default=None,
               help="Chips per batch, >= 1 (default: the bundle's profiled best for this device; bounded by the "
                    "memory available).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default=None,
-              help="Arithmetic precision on the GPU (default: the bundle's tuned choice, else fp16).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default=None,
+              help="Arithmetic precision (default: the bundle's tuned choice, else fp16 on a GPU, fp32 on a CPU). "
+                   "int8: the dense engine's prepared int8 graph on a CPU; fp32 there runs exactly.")
 @click.option("--block-size", "block_px", type=click.IntRange(min=MIN_BLOCK_PX), default=None,
               help=f"Pixels per block side read at once, >= {MIN_BLOCK_PX} (default 1024 on CPU, 2048 on GPU; "
                    "bounded by the memory available).")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 
 from ..window import Block
+
+if TYPE_CHECKING:   # torch is imported only by engines that run it (the ONNX Runtime engines do not)
+    import torch
+
+# with this much image context around each window, a window's feature cells never see the zero padding at a
+# block's border, so the dense engines equal chip-by-chip inference (up to float rounding)
+MIN_EXACT_CONTEXT = 16
 
 
 @dataclass
@@ -39,7 +45,9 @@ class PendingScores:
     def __init__(self, rows: np.ndarray, cols: np.ndarray, out: torch.Tensor | np.ndarray | None):
         self.rows, self.cols = rows, cols
         self._event = None
-        if isinstance(out, torch.Tensor) and out.device.type == "cuda":
+        if out is not None and not isinstance(out, np.ndarray) and out.device.type == "cuda":
+            import torch
+
             host = torch.empty(out.shape, dtype=torch.float32, pin_memory=True)
             host.copy_(out, non_blocking=True)
             self._event = torch.cuda.Event()
@@ -52,7 +60,7 @@ class PendingScores:
             return WindowScores.empty()
         if self._event is not None:
             self._event.synchronize()
-        out = self._out.float().numpy() if isinstance(self._out, torch.Tensor) else self._out
+        out = self._out if isinstance(self._out, np.ndarray) else self._out.float().numpy()
         return WindowScores(self.rows, self.cols, out[:, 0], out[:, 1:5])
 
 

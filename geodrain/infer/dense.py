@@ -20,10 +20,8 @@ from ..errors import DeviceError
 from ..model.bundle import Bundle
 from ..model.sppnet import FEATURE_STRIDE, SPPNet
 from ..window import Block, WindowGrid
-from .base import PendingScores, WindowScores
+from .base import MIN_EXACT_CONTEXT, PendingScores, WindowScores  # noqa: F401 - re-exported
 from .runtime import GraphedCall, RunConfig, prepare_module
-
-MIN_EXACT_CONTEXT = 16
 
 
 class DenseModule(torch.nn.Module):
@@ -137,7 +135,10 @@ def export_dense_onnx(bundle: Bundle, path, step_px: int = 24, block_windows: in
     |onnx - torch| on a random block."""
     import warnings
 
-    import onnxruntime as ort
+    from .runtime import onnxruntime
+
+
+    ort = onnxruntime()
 
     model = bundle.model.eval().cpu()
     side = model.input_px + step_px * (block_windows - 1)

@@ -11,18 +11,63 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
 from ..errors import DeviceError, import_optional
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+if TYPE_CHECKING:   # torch is imported where a model runs with it, not to choose a device or read settings
+    import torch
+
+PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}   # torch dtypes by name
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
+def torch_dtype(precision: str) -> "torch.dtype":
+    import torch
+
+    return getattr(torch, PRECISIONS[precision])
+
+
+def cuda_available() -> bool:
+    """Whether torch can use a CUDA GPU here. Without an NVIDIA (or AMD) GPU driver on the machine it cannot,
+    whatever build of torch is installed, so torch is only imported to ask when a driver is there."""
+    import sys
+
+    if "torch" not in sys.modules and not any(Path(p).exists() for p in GPU_DRIVER_FILES):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# NVIDIA's driver (also in containers), WSL's GPU paravirtualization, Jetson's GPU, AMD's ROCm driver
+GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg",
+                    "/dev/nvhost-ctrl-gpu", "/dev/kfd")
+
+
+def device_name(device: "str | torch.device" = "auto") -> str:
+    """'auto' -> 'cuda' when available else 'cpu'; other names checked. Like :func:`resolve_device`, but a
+    name, and without importing torch on a machine with no GPU."""
+    if hasattr(device, "type"):
+        return str(device)
+    name = (device or "auto").lower()
+    if name == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    kind, _, index = name.partition(":")
+    if kind == "cpu" and not index:
+        return "cpu"
+    if kind == "cuda" and (not index or index.isdigit()):
+        if not cuda_available():
+            raise DeviceError("--device cuda was requested but no CUDA GPU is available to torch here")
+        return name
+    return str(resolve_device(name))
+
+
+def resolve_device(device: "str | torch.device" = "auto") -> "torch.device":
     """'auto' -> CUDA when available else CPU; 'cuda' without CUDA is a user error."""
+    import torch
+
     if isinstance(device, torch.device):
         return device
     name = (device or "auto").lower()
@@ -42,10 +87,15 @@ def onnxruntime():
     return import_optional("onnxruntime", "cpu", "the ONNX backend (ONNX Runtime)")
 
 
-def ort_providers(device: torch.device) -> list[str]:
+def device_type(device: "str | torch.device") -> str:
+    """'cpu', 'cuda' ... of a device or its name."""
+    return device.type if hasattr(device, "type") else str(device).split(":")[0]
+
+
+def ort_providers(device: "str | torch.device") -> list[str]:
     ort = onnxruntime()
     available = ort.get_available_providers()
-    if device.type == "cuda":
+    if device_type(device) == "cuda":
         if "CUDAExecutionProvider" not in available:
             raise DeviceError("ONNX Runtime here has no CUDA provider (install onnxruntime-gpu)")
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -66,18 +116,22 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.backend not in ("torch", "onnx"):
             raise DeviceError(f"unknown backend {self.backend!r}: use torch or onnx")
-        if self.precision not in PRECISIONS:
-            raise DeviceError(f"unknown precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
-        dev = torch.device(self.device)
-        if dev.type != "cuda" and (self.cuda_graph or self.precision == "fp16"):
+        if self.precision not in PRECISIONS and not (self.backend == "onnx" and self.precision == "int8"):
+            raise DeviceError(f"unknown precision {self.precision!r}: use one of {', '.join(PRECISIONS)} "
+                              "(int8: the dense engine's prepared ONNX graph)")
+        if device_type(self.device) not in ("cpu", "cuda"):
+            device_type(resolve_device(self.device))     # another torch device type, or a user error
+        if device_type(self.device) != "cuda" and (self.cuda_graph or self.precision == "fp16"):
             raise DeviceError("fp16 and CUDA graphs need a CUDA device")
-        if self.backend == "onnx" and (self.cuda_graph or self.precision != "fp32" or self.channels_last):
-            raise DeviceError("the ONNX backend runs the fp32 export as is")
+        if self.backend == "onnx" and (self.cuda_graph or self.precision not in ("fp32", "int8")
+                                       or self.channels_last):
+            raise DeviceError("the ONNX backend runs the fp32 export (or the dense engine's int8 graph) as is")
 
     @property
     def label(self) -> str:
         if self.backend == "onnx":
-            return f"onnxruntime-{torch.device(self.device).type}"
+            suffix = "" if self.precision == "fp32" else f"-{self.precision}"
+            return f"onnxruntime-{device_type(self.device)}{suffix}"
         parts = ["torch", self.precision]
         if self.channels_last:
             parts.append("channels_last")
@@ -94,9 +148,9 @@ class RunConfig:
         return cls(**known)
 
 
-def default_config(device: torch.device, batch_size: int) -> RunConfig:
+def default_config(device: "str | torch.device", batch_size: int) -> RunConfig:
     """The configuration used when nothing was tuned: fp16 channels-last CUDA graph on GPU, fp32 on CPU."""
-    if device.type == "cuda":
+    if device_type(device) == "cuda":
         return RunConfig("torch", str(device), "fp16", True, True, batch_size)
     return RunConfig("torch", "cpu", "fp32", False, False, batch_size)
 
@@ -105,8 +159,10 @@ def prepare_module(module: torch.nn.Module, config: RunConfig) -> torch.nn.Modul
     """A copy of ``module`` on the config's device, precision and memory format, in eval mode."""
     import copy
 
+    import torch
+
     m = copy.deepcopy(module).eval().to(torch.device(config.device))
-    m = m.to(PRECISIONS[config.precision])
+    m = m.to(torch_dtype(config.precision))
     if config.channels_last:
         m = m.to(memory_format=torch.channels_last)
     return m
@@ -115,7 +171,9 @@ def prepare_module(module: torch.nn.Module, config: RunConfig) -> torch.nn.Modul
 class GraphedCall:
     """A CUDA graph of ``fn`` on a static input of fixed shape; inputs are copied in, outputs copied out."""
 
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, warmup: int = 3):
+    def __init__(self, fn: Callable[["torch.Tensor"], "torch.Tensor"], example: "torch.Tensor", warmup: int = 3):
+        import torch
+
         self.static_in = example.clone()
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
@@ -136,7 +194,9 @@ class GraphedCall:
 class ChipRunner:
     """Runs the chip model: (N, bands, S, S) raw DN (numpy or torch, any N) -> float32 numpy (N, 5)."""
 
-    def __init__(self, model: torch.nn.Module, config: RunConfig, onnx_path: str | Path | None = None):
+    def __init__(self, model: "torch.nn.Module", config: RunConfig, onnx_path: str | Path | None = None):
+        import torch
+
         self.config = config
         self.device = torch.device(config.device)
         self.batch_size = int(config.batch_size)
@@ -144,6 +204,8 @@ class ChipRunner:
         self.bands = int(getattr(getattr(model, "arch", None), "bands", 4))
         self._session = None
         self._graphs: dict[int, GraphedCall] = {}
+        if config.precision not in PRECISIONS:
+            raise DeviceError(f"{config.precision} runs only in the dense engine (its prepared ONNX graph)")
         if config.backend == "onnx":
             ort = onnxruntime()
             if onnx_path is None:
@@ -154,9 +216,11 @@ class ChipRunner:
             self.module = None
         else:
             self.module = prepare_module(model, config)
-        self.dtype = PRECISIONS[config.precision]
+        self.dtype = torch_dtype(config.precision)
 
-    def _to_device(self, chips) -> torch.Tensor:
+    def _to_device(self, chips) -> "torch.Tensor":
+        import torch
+
         t = torch.as_tensor(chips)
         if self.device.type == "cuda" and t.device.type == "cpu":
             t = t.pin_memory().to(self.device, non_blocking=True)
@@ -167,7 +231,9 @@ class ChipRunner:
             t = t.contiguous(memory_format=torch.channels_last)
         return t
 
-    def _run_torch(self, x: torch.Tensor) -> torch.Tensor:
+    def _run_torch(self, x: "torch.Tensor") -> "torch.Tensor":
+        import torch
+
         if not self.config.cuda_graph:
             return self.module(x)
         n = x.shape[0]
@@ -180,8 +246,10 @@ class ChipRunner:
             g = self._graphs[self.batch_size] = GraphedCall(self.module, x)
         return g(x)[:n]
 
-    def run_device(self, chips: torch.Tensor) -> torch.Tensor:
+    def run_device(self, chips: "torch.Tensor") -> "torch.Tensor":
         """Torch backend: a batch already on the device -> (N, 5) on the device, without synchronizing."""
+        import torch
+
         with torch.inference_mode():
             return self._run_torch(self._to_device(chips)).float()
 
@@ -199,16 +267,22 @@ class ChipRunner:
                 outs.append(self.run_device(part).clone() if self.config.cuda_graph else self.run_device(part))
         if self._session is not None:
             return np.concatenate(outs).astype(np.float32, copy=False)
+        import torch
+
         return torch.cat(outs).cpu().numpy()   # one device->host copy (and sync) per call
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":
+            import torch
+
             torch.cuda.synchronize(self.device)
 
 
-def time_call(fn: Callable[[], object], device: torch.device, iters: int = 20, warmup: int = 3,
+def time_call(fn: Callable[[], object], device: "torch.device", iters: int = 20, warmup: int = 3,
               min_seconds: float = 0.0) -> list[float]:
     """Wall times (s) of ``fn`` after warm-up, synchronizing CUDA around each call."""
+    import torch
+
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         fn()
@@ -225,9 +299,11 @@ def time_call(fn: Callable[[], object], device: torch.device, iters: int = 20, w
     return times
 
 
-def measure_chip_throughput(model: torch.nn.Module, config: RunConfig, iters: int = 10,
+def measure_chip_throughput(model: "torch.nn.Module", config: RunConfig, iters: int = 10,
                             onnx_path: str | Path | None = None, seed: int = 0) -> dict:
     """Median latency of one batch and the chips/s it implies, on random chips resident on the host."""
+    import torch
+
     runner = ChipRunner(model, config, onnx_path)
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(config.batch_size, runner.bands, runner.input_px, runner.input_px, generator=g) * 255)

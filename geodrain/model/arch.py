@@ -18,6 +18,10 @@ SPP_CHOICES = (1, 2, 3, 4, 5)
 FC_CHOICES = (128, 256, 512, 1024, 2048, 4096, 8192)
 WIDTH_CHOICES = (0.25, 0.5, 1.0)
 BASE_CHANNELS = (64, 128, 256)
+FEATURE_STRIDE = 8                          # three 2 x 2 max pools
+WINDOW_PX = 100                             # the paper's chip
+WINDOW_CELLS = WINDOW_PX // FEATURE_STRIDE  # 12: 100 -> 50 -> 25 -> 12
+GSD_M = 1.0                                 # metres per model pixel: inputs are resampled to it
 
 
 @dataclass(frozen=True, order=True)

@@ -28,20 +28,24 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from .. import __version__
 from ..errors import BundleError
 from ..output import atomic_folder, check_output_folder, write_json
-from .arch import Arch
+from .arch import GSD_M, WINDOW_PX, Arch
 from .boxes import CODING
-from .sppnet import GSD_M, SPPNet, WINDOW_PX
+
+if TYPE_CHECKING:   # torch and the model are imported when the weights are loaded, not with the manifest
+    import torch
+
+    from .sppnet import SPPNet
 
 FORMAT = "geodrain-bundle/1"
 MANIFEST = "manifest.json"
@@ -89,12 +93,18 @@ def default_bundle_path() -> Path:
     return folder / (folder / "DEFAULT").read_text().strip()
 
 
-def device_class(device: str | torch.device) -> str:
+def device_type(device: "str | torch.device") -> str:
+    """'cpu', 'cuda' ... of a device or its name, without importing torch."""
+    return device.type if hasattr(device, "type") else str(device).split(":")[0]
+
+
+def device_class(device: "str | torch.device") -> str:
     """Key under which tuned settings are stored: ``cpu`` or ``cuda:<GPU name>``."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(dev)}"
-    return dev.type
+    if device_type(device) == "cuda":
+        import torch
+
+        return f"cuda:{torch.cuda.get_device_name(torch.device(device))}"
+    return device_type(device)
 
 
 @dataclass
@@ -103,7 +113,7 @@ class Bundle:
 
     path: Path
     manifest: dict[str, Any]
-    _model: SPPNet | None = field(default=None, repr=False)
+    _model: "SPPNet | None" = field(default=None, repr=False)
 
     # -- what the manifest declares ------------------------------------------------------------------
     @property
@@ -162,26 +172,48 @@ class Bundle:
     def onnx_path(self) -> Path:
         return self.path / ONNX
 
-    def tuned(self, device: str | torch.device) -> dict[str, Any]:
+    def tuned(self, device: "str | torch.device") -> dict[str, Any]:
         """Tuned inference settings (batch size, engine ...) for a device class, or for its type."""
         table = self.manifest.get("inference", {})
         key = device_class(device)
         return dict(table.get(key) or table.get(key.split(":")[0]) or {})
 
-    def best_batch_size(self, device: str | torch.device, default: int | None = None) -> int:
+    def best_batch_size(self, device: "str | torch.device", default: int | None = None) -> int:
         bs = self.tuned(device).get("batch_size")
         if bs:
             return int(bs)
         if default is not None:
             return default
-        return 256 if torch.device(device).type == "cuda" else 16
+        return 256 if device_type(device) == "cuda" else 16
 
     # -- the model -------------------------------------------------------------------------------------
     @property
-    def model(self) -> SPPNet:
+    def model(self) -> "SPPNet":
         if self._model is None:
             self._model = _load_model(self.path, self.manifest)
         return self._model
+
+    def add_files(self, files: dict[str, str | Path], **sections: Any) -> None:
+        """Copy ``files`` (name in the bundle -> source path) into the bundle, checksum them in the manifest
+        and merge ``sections`` into it, in one manifest rewrite. Each file is copied under a temporary name
+        first and renamed into place just before the manifest is rewritten."""
+        staged = {}
+        try:
+            for name, src in files.items():
+                if Path(name).name != name or name in (MANIFEST, WEIGHTS):
+                    raise BundleError(f"cannot add {name!r} to a bundle")
+                tmp = self.path / f".{name}.tmp"
+                shutil.copyfile(src, tmp)
+                staged[name] = tmp
+            entries = {name: {"sha256": sha256_file(tmp), "bytes": tmp.stat().st_size}
+                       for name, tmp in staged.items()}
+            for name, tmp in staged.items():
+                os.replace(tmp, self.path / name)
+        finally:
+            for tmp in staged.values():
+                tmp.unlink(missing_ok=True)
+        self.manifest.setdefault("files", {}).update(entries)
+        self.update_manifest(**sections)
 
     def update_manifest(self, **sections: Any) -> None:
         """Merge sections into the manifest and rewrite it atomically (weights are untouched)."""
@@ -300,7 +332,11 @@ def check_manifest(manifest: Any, where: str | Path = "manifest.json") -> None:
                           f"architecture takes {arch.bands}")
 
 
-def _load_model(folder: Path, manifest: dict) -> SPPNet:
+def _load_model(folder: Path, manifest: dict) -> "SPPNet":
+    import torch
+
+    from .sppnet import SPPNet
+
     arch = Arch.from_dict(manifest["arch"])
     model = SPPNet(arch, context_px=int(manifest.get("context_px", 0)))
     try:
@@ -314,9 +350,11 @@ def _load_model(folder: Path, manifest: dict) -> SPPNet:
     return model.eval()
 
 
-def export_onnx(model: SPPNet, path: str | Path, batch: int = 2) -> float | None:
+def export_onnx(model: "SPPNet", path: str | Path, batch: int = 2) -> float | None:
     """Export the chip model with a dynamic batch; returns max |onnx - torch| on random chips, or None when
     ONNX Runtime is not installed to check it."""
+    import torch
+
     model = model.eval().cpu()
     x = torch.rand(batch, model.arch.bands, model.input_px, model.input_px) * 255
     with warnings.catch_warnings():
@@ -327,12 +365,13 @@ def export_onnx(model: SPPNet, path: str | Path, batch: int = 2) -> float | None
     return onnx_parity(model, path)
 
 
-def onnx_parity(model: SPPNet, path: str | Path, n: int = 3, seed: int = 0) -> float | None:
+def onnx_parity(model: "SPPNet", path: str | Path, n: int = 3, seed: int = 0) -> float | None:
     """Max |onnx - torch| on random chips (ONNX Runtime on the CPU); None without ONNX Runtime."""
     try:
         import onnxruntime as ort
     except ImportError:
         return None
+    import torch
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     g = torch.Generator().manual_seed(seed)
@@ -343,7 +382,7 @@ def onnx_parity(model: SPPNet, path: str | Path, n: int = 3, seed: int = 0) -> f
     return float(np.abs(got - ref).max())
 
 
-def save_bundle(model: SPPNet, dest: str | Path, *, name: str | None = None, overwrite: bool = False,
+def save_bundle(model: "SPPNet", dest: str | Path, *, name: str | None = None, overwrite: bool = False,
                 **manifest_sections: Any) -> Bundle:
     """Write ``model`` as a bundle folder at ``dest`` (weights, ONNX, manifest), atomically.
 
@@ -351,6 +390,8 @@ def save_bundle(model: SPPNet, dest: str | Path, *, name: str | None = None, ove
     export is checked against torch with ONNX Runtime and refused if they differ by more than 1e-4; without
     ONNX Runtime (an optional extra) the check is skipped and the manifest says so.
     """
+    import torch
+
     dest = check_output_folder(dest, overwrite)
     model = model.eval().cpu()
     with atomic_folder(dest) as tmp:

@@ -5,8 +5,14 @@ stride of 8, so a window covers 12 x 12 feature cells. The model may be given ``
 surrounding image on every side (a multiple of 8); it then pools only the window's own 12 x 12 cells. With
 ``context_px >= 16`` those cells never see the zero padding of the chip border, so the result is the same
 whether the trunk runs on one chip with context (:meth:`SPPNet.forward`) or once on a large block from
-which every window's cells are pooled (:meth:`SPPNet.forward_dense`, :func:`pool_windows`). Training on crops
-with context therefore trains exactly the computation that dense detection runs.
+which every window's cells are pooled (:meth:`SPPNet.forward_dense`). Training on crops with context
+therefore trains exactly the computation that dense detection runs.
+
+Densely, the SPP layer and the FC layer run as convolutions over stride-1 max-pooled feature maps
+(:func:`spp_fc_dense`): the FC output of a window is a sum over SPP bins of the bin's weights times the
+max-pooled map at the window's offset, so the (windows x SPP features) matrix is never gathered
+(:func:`pool_windows` gathers it, for reference). :class:`DenseGraph` is that whole computation as a plain
+convolutional graph with constant weights, for ONNX export and int8 quantization.
 
 The model takes raw digital numbers (float, 0..255 for 8-bit NAIP) and normalizes them itself, so ONNX
 exports and every engine share one definition of the input.
@@ -20,12 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arch import Arch
+from .arch import FEATURE_STRIDE, GSD_M, WINDOW_CELLS, WINDOW_PX, Arch  # noqa: F401 - re-exported
 
-FEATURE_STRIDE = 8
-WINDOW_PX = 100
-GSD_M = 1.0  # metres per model pixel: inputs are resampled to it
-WINDOW_CELLS = WINDOW_PX // FEATURE_STRIDE  # 12: 100 -> 50 -> 25 -> 12
 OUTPUTS = 5  # crossing logit, box dx, dy, log w, log h
 
 
@@ -66,6 +68,65 @@ def pool_windows(feat: torch.Tensor, levels: tuple[int, ...], first: int, step: 
         level = torch.stack(parts, 0).permute(1, 3, 4, 2, 0)
         out.append(level.reshape(b * rows * cols, c * k * k))
     return torch.cat(out, 1)
+
+
+def window_count(cells_in: int, first: int, step: int, cells: int = WINDOW_CELLS) -> int:
+    """How many windows at ``step`` cells, starting at cell ``first``, fit in ``cells_in`` feature cells."""
+    return max((cells_in - first - cells) // step + 1, 0)
+
+
+def spp_fc_dense(feat: torch.Tensor, weights: list[torch.Tensor], bias: torch.Tensor, levels: tuple[int, ...],
+                 first: int, step: int, cells: int = WINDOW_CELLS) -> torch.Tensor:
+    """The FC layer over every window's SPP vector, as convolutions over max-pooled feature maps.
+
+    ``feat`` is (B, C, H, W); windows start at cell ``first`` every ``step`` cells. ``weights`` holds the FC
+    weight of each level as a (F, C, k, k) tensor (:func:`level_weights`). Returns the FC layer's
+    pre-activation (B, F, n_rows, n_cols) for every window whose ``cells`` x ``cells`` region lies in ``feat``
+    (:func:`window_count`). It equals ``pool_windows(...) @ weight.T + bias`` up to float rounding, without
+    materializing the (windows x C*sum(k^2)) matrix: SPP bin (a, b) of a window at cell p is the max of a
+    bin-sized rectangle at p + offset, i.e. the stride-1 max pool of the map at the bin's size read at
+    p + offset, and the FC layer's part for that bin is a 1 x 1 convolution of it. When the ``cells`` split
+    evenly into ``k`` bins per axis, a level's k x k bins are one k x k convolution with dilation cells/k over
+    the max pool of that size; uneven levels (e.g. 12 cells in 5 bins) take one 1 x 1 convolution per bin.
+    Every slice is fixed at both ends relative to the map's size, so the graph exports with dynamic shapes.
+    """
+    row_max: dict[int, torch.Tensor] = {}
+    pooled: dict[tuple[int, int], torch.Tensor] = {}
+
+    def pool(sa: int, sb: int) -> torch.Tensor:
+        if (sa, sb) not in pooled:
+            if sa not in row_max:
+                row_max[sa] = F.max_pool2d(feat, (sa, 1), stride=1) if sa > 1 else feat
+            pooled[(sa, sb)] = F.max_pool2d(row_max[sa], (1, sb), stride=1) if sb > 1 else row_max[sa]
+        return pooled[(sa, sb)]
+
+    out = None
+    for k, wk in zip(levels, weights):
+        if cells % k == 0:
+            s = cells // k
+            y = F.conv2d(pool(s, s)[:, :, first:, first:], wk, stride=step, dilation=s)
+        else:
+            bins = adaptive_bins(cells, k)
+            y = None
+            for i, (a0, a1) in enumerate(bins):
+                for j, (b0, b1) in enumerate(bins):
+                    # the pooled map from the bin's offset to as far before the end as the bin ends before
+                    # the window's last cell: every term then has the same number of windows
+                    m = pool(a1 - a0, b1 - b0)[:, :, first + a0:(a1 - cells) or None,
+                                               first + b0:(b1 - cells) or None]
+                    t = F.conv2d(m, wk[:, :, i:i + 1, j:j + 1], stride=step)
+                    y = t if y is None else y + t
+        out = y if out is None else out + y
+    return out + bias.view(1, -1, 1, 1)
+
+
+def level_weights(fc_weight: torch.Tensor, channels: int, levels: tuple[int, ...]) -> list[torch.Tensor]:
+    """The FC weight (F, C * sum(k^2)) split into one (F, C, k, k) tensor per SPP level (views)."""
+    out, off = [], 0
+    for k in levels:
+        out.append(fc_weight[:, off:off + channels * k * k].reshape(fc_weight.shape[0], channels, k, k))
+        off += channels * k * k
+    return out
 
 
 def make_trunk(arch: Arch) -> nn.Sequential:
@@ -114,6 +175,75 @@ class Head(nn.Module):
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.fc(v))
         return torch.cat([self.score(h), self.box(h)], 1)
+
+
+class DenseHead(nn.Module):
+    """The SPP layer and head of an :class:`SPPNet` over every window of a feature map at once.
+
+    ``forward(feat) -> (B, 5, n_rows, n_cols)`` for windows at ``step`` cells from cell ``first``
+    (:func:`spp_fc_dense`, then the score and box layers as 1 x 1 convolutions). It shares the model's
+    parameters, so it can be exported (ONNX) or quantized as a plain convolutional graph.
+    """
+
+    def __init__(self, model: "SPPNet", step: int):
+        super().__init__()
+        self.levels = tuple(model.arch.levels)
+        self.first = model.context_cells
+        self.step = int(step)
+        self.head = model.head
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        fc = self.head.fc
+        weights = level_weights(fc.weight, feat.shape[1], self.levels)
+        h = F.relu(spp_fc_dense(feat, weights, fc.bias, self.levels, self.first, self.step))
+        w = torch.cat([self.head.score.weight, self.head.box.weight], 0)
+        b = torch.cat([self.head.score.bias, self.head.box.bias], 0)
+        return F.conv2d(h, w[:, :, None, None], b)
+
+
+class DenseGraph(nn.Module):
+    """The whole dense computation as one plain convolutional graph, for export and quantization.
+
+    ``forward(block) -> (B, 5, n_rows, n_cols)``: raw DN in, every window at ``step`` cells out: the windows of
+    :meth:`SPPNet.window_grid` first, then the few whose 12 cells fit in the block but whose context reaches
+    past its far edge, which callers crop. A frozen copy of the model's weights with the input normalization folded
+    into the first convolution (``(x - mean) / std`` then ``W`` equals ``x`` through ``W / std`` with the bias
+    shifted) and the head's FC weight pre-split per SPP level, so an exported graph holds only constants.
+    Folding changes what the zero padding at the block's border stands for, which no window sees: a
+    window's cells lie at least ``context_px >= 16`` px inside the block, beyond the trunk's reach (7 px).
+    """
+
+    def __init__(self, model: "SPPNet", step: int):
+        super().__init__()
+        import copy
+
+        self.levels = tuple(model.arch.levels)
+        self.first = model.context_cells
+        self.step = int(step)
+        self.trunk = copy.deepcopy(model.trunk).eval()
+        conv1 = self.trunk[0]
+        with torch.no_grad():
+            mean, std = model.mean.view(1, -1, 1, 1), model.std.view(1, -1, 1, 1)
+            shift = (conv1.weight * (mean / std)).sum(dim=(1, 2, 3))
+            conv1.weight.div_(std)
+            conv1.bias.sub_(shift)
+            fc = model.head.fc
+            c = model.arch.channels[-1]
+            for i, w in enumerate(level_weights(fc.weight.detach(), c, self.levels)):
+                self.register_buffer(f"level{i}", w.clone().contiguous())
+            self.register_buffer("fc_bias", fc.bias.detach().clone())
+            self.register_buffer("out_weight", torch.cat([model.head.score.weight, model.head.box.weight], 0)
+                                 .detach().clone()[:, :, None, None])
+            self.register_buffer("out_bias", torch.cat([model.head.score.bias, model.head.box.bias], 0)
+                                 .detach().clone())
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.trunk(x)
+        weights = [getattr(self, f"level{i}") for i in range(len(self.levels))]
+        h = F.relu(spp_fc_dense(f, weights, self.fc_bias, self.levels, self.first, self.step))
+        return F.conv2d(h, self.out_weight, self.out_bias)
 
 
 class SPPNet(nn.Module):
@@ -184,12 +314,20 @@ class SPPNet(nn.Module):
         trunk runs once over ``x``.
         """
         rows, cols = self.window_grid(x.shape[-2], x.shape[-1], step_px)
-        f = self.features(x)
-        v = pool_windows(f, self.arch.levels, self.context_cells, step_px // FEATURE_STRIDE, rows, cols)
-        return self.head(v).view(x.shape[0], rows, cols, OUTPUTS)
+        return self.head_dense(self.features(x), step_px, rows, cols)
 
     def head_dense(self, f: torch.Tensor, step_px: int, rows: int, cols: int) -> torch.Tensor:
-        """Pool and classify a window grid from an already computed feature map."""
+        """Pool and classify a window grid from an already computed feature map -> (B, rows, cols, 5)."""
+        step = step_px // FEATURE_STRIDE
+        # only the cells the windows cover: then the head computes exactly rows x cols windows
+        end_r = self.context_cells + step * (max(rows, 1) - 1) + WINDOW_CELLS
+        end_c = self.context_cells + step * (max(cols, 1) - 1) + WINDOW_CELLS
+        out = DenseHead(self, step)(f[:, :, :end_r, :end_c])
+        return out.permute(0, 2, 3, 1)[:, :rows, :cols]
+
+    def head_dense_gather(self, f: torch.Tensor, step_px: int, rows: int, cols: int) -> torch.Tensor:
+        """:meth:`head_dense` by gathering each window's SPP vector (:func:`pool_windows`) and one matrix
+        product: the reference the convolutional form is checked against."""
         v = pool_windows(f, self.arch.levels, self.context_cells, step_px // FEATURE_STRIDE, rows, cols)
         return self.head(v).view(f.shape[0], rows, cols, OUTPUTS)
 

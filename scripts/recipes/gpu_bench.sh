@@ -7,6 +7,9 @@
 #                 stride (detect's defaults) on the mosaic
 #   bench_dense   dense engine end to end on the 16384² mosaic at the bundle's stride, in Mpx/s, and where the
 #                 time goes
+#   dense_split   dense engine at the bundle's stride on a 16384² mosaic with the time split against each part's
+#                 ceiling and the remedy for the limiting part (scripts/gpu_dense_split.py; on its own, with
+#                 only rasterio carried: scripts/gpu_stride8.sh)
 #   bench_stride  dense engine at strides 24 and 8 on the 4096² scene, in child processes
 # Results: $OUT/results (and results.tgz). Environment: MODEL, WORK, SEED (9001), PYTHON, SKIP_MOSAIC_CHIP=1.
 set -uo pipefail
@@ -32,6 +35,8 @@ fi
 step bench_detect_dense 150 "$PY" scripts/bench_detect.py "${MODEL_ARGS[@]}" --work "$WORK" --mosaic 16384 \
     --size 4096 --seed "$SEED" --engine dense --device cuda --rss "" --naive-windows 100 \
     --json "$RES/bench_detect_dense_mosaic.json"
+step dense_split 420 "$PY" scripts/gpu_dense_split.py "${MODEL_ARGS[@]}" --raster "$WORK/scene_${SEED}_4096/naip.tif" \
+    --mosaic 16384 --device cuda --work "$WORK/split" --json "$RES/dense_split.json"
 step bench_stride 120 "$PY" scripts/bench_stride.py "${MODEL_ARGS[@]}" --work "$WORK" --size 4096 --seed "$SEED" \
     --device cuda --strides 24,8 --repeats 2 --json "$RES/bench_stride.json"
 echo "gpu_bench: done"; cat "$RES/steps.txt"
