@@ -1,0 +1,74 @@
+"""Tests of geodrain.scoring: the logistic calibrator, its JSON form, calibration measures and the merge with
+evidence (which must agree with detect's merge)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from geodrain.merge import Candidates, merge_candidates
+from geodrain.scoring import (Calibrator, cluster_evidence, expected_calibration_error, fit_calibrator, logit,
+                              reliability)
+
+
+def test_fit_recovers_a_logistic_model():
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (20000, 2)) * [2.0, 0.5] + [1.0, -3.0]
+    z = 0.5 + 1.5 * x[:, 0] - 2.0 * x[:, 1]
+    y = (rng.random(20000) < 1 / (1 + np.exp(-z))).astype(int)
+    cal = fit_calibrator(x, y, ("a", "b"), l2=0.0)
+    # back to raw units: w_raw = coef / scale, b_raw = intercept - sum(coef * mean / scale)
+    w = cal.coef / cal.scale
+    b = cal.intercept - float(np.sum(cal.coef * cal.mean / cal.scale))
+    assert w == pytest.approx([1.5, -2.0], rel=0.1)
+    assert b == pytest.approx(0.5, abs=0.35)
+    # its probabilities are calibrated on data drawn from the same model
+    assert expected_calibration_error(cal.predict(x), y) < 0.03
+
+
+def test_json_round_trip_and_refusals():
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (300, 3))
+    y = (x[:, 0] + rng.normal(0, 1, 300) > 0).astype(int)
+    cal = fit_calibrator(x, y, ("f1", "f2", "f3"), fitted_on={"scenes": ["s1"]})
+    text = json.dumps(cal.to_json())
+    back = Calibrator.from_json(json.loads(text))
+    assert back.features == ("f1", "f2", "f3") and back.fitted_on == {"scenes": ["s1"]}
+    assert np.array_equal(back.predict(x), cal.predict(x))
+    bad = json.loads(text)
+    bad["coef"] = bad["coef"][:2]
+    with pytest.raises(ValueError):
+        Calibrator.from_json(bad)
+    with pytest.raises(ValueError):
+        Calibrator.from_json({**json.loads(text), "kind": "isotonic"})
+    with pytest.raises(ValueError):
+        fit_calibrator(x, np.ones(300), ("f1", "f2", "f3"))
+
+
+def test_ece_and_reliability():
+    p = np.full(100, 0.8)
+    y = np.ones(100)
+    assert expected_calibration_error(p, y) == pytest.approx(0.2)
+    y[:20] = 0
+    assert expected_calibration_error(p, y) == pytest.approx(0.0)
+    rows = reliability(np.array([0.05, 0.15, 0.95, 0.96]), np.array([0, 0, 1, 0]))
+    assert [r["n"] for r in rows] == [1, 1, 0, 0, 0, 0, 0, 0, 0, 2]
+    assert rows[9]["frac_real"] == 0.5 and rows[9]["mean_prob"] == pytest.approx(0.955)
+
+
+def test_cluster_evidence_agrees_with_detect_merge():
+    rng = np.random.default_rng(2)
+    xy = rng.uniform(0, 500, (400, 2))
+    score = rng.uniform(0.5, 1.0, 400).astype(np.float32)
+    ref = merge_candidates(Candidates(xy, score, np.ones((400, 2), np.float32)), 30.0)
+    cl = cluster_evidence(xy, score, 30.0)
+    assert len(cl) == len(ref)
+    assert np.allclose(cl.xy, ref.xy) and np.allclose(cl.score, ref.score)
+    assert np.array_equal(np.exp(cl.evidence["log_windows"]).round().astype(int), ref.n_windows)
+    assert np.allclose(cl.evidence["max_logit"], logit(ref.score.astype(np.float64)))
+    assert (cl.evidence["mean_logit"] <= cl.evidence["max_logit"] + 1e-12).all()
+    assert sorted(np.concatenate(cl.members).tolist()) == list(range(400))
+    sub = cl.subset(cl.score > 0.9)
+    assert len(sub) == int((cl.score > 0.9).sum()) and set(sub.evidence) == set(cl.evidence)
