@@ -26,11 +26,24 @@
 #      calibration F1 chosen: stride 8, radius 30 m), the installed bundle calibrated at those settings (which
 #      records them in its manifest) and its unseen-scene evaluation recorded again.
 #
+#   6. here, STAGE=watershed: scenes of the generator with distractors (field boundaries, field entrances and
+#      driveways with ditch culverts, terraces, ...): calibration scenes CAL_SEEDS (8001-8006), unseen test
+#      scenes TEST_SEEDS (9001-9010, 168 km²); the bundle's window candidates (>= 0.5) on both, cached; how
+#      the DEM enters decided on the calibration scenes only (scripts/experiments/exp_dem_evidence.py, rule
+#      declared in its docstring; calibrators -> $WS/calibrators); the detection paths side by side on the
+#      test scenes (scripts/eval_watershed.py). Logs: docs/results/cpu/exp_dem_evidence.log,
+#      docs/results/cpu/eval_watershed.log.
+#   7. here, STAGE=distractor-finetune: the bundle fine-tuned on TRAIN_SEEDS (1201-1224) of the new generator
+#      (its hard-negative crops now centred on field boundaries, entrances, ...) into $WS/ft, threshold
+#      calibrated on CAL_SEEDS at stride 8 / radius 30 m, then stage 6 repeated for it (FT=1).
+#
 #   STAGE=gpu                                           scripts/make_deployed_bundle.sh   # on a CUDA machine
 #   STAGE=finetune GPU_BUNDLE=/path/to/bundle_b         scripts/make_deployed_bundle.sh   # then here
 #   STAGE=mine INIT=/path/to/bundle_of_stage_2          scripts/make_deployed_bundle.sh   # -> runs/deploy/hardmined
 #   STAGE=install SOURCE=runs/deploy/hardmined          scripts/make_deployed_bundle.sh
 #   STAGE=settings                                      scripts/make_deployed_bundle.sh
+#   STAGE=watershed                                     scripts/make_deployed_bundle.sh
+#   STAGE=distractor-finetune                           scripts/make_deployed_bundle.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -105,8 +118,47 @@ settings)
         --stride "${STRIDE:-8}" --merge-radius "${MERGE_RADIUS:-30}" --device cpu
     python scripts/eval_bundle.py "models/$NAME" --seeds 9001,9002,9003 --record --work "$WORK/eval"
     ;;
+watershed)
+    WS=${WS:-runs/ws}
+    CAL_SEEDS=${CAL_SEEDS:-$(seq 8001 8006)}
+    TEST_SEEDS=${TEST_SEEDS:-$(seq 9001 9010)}
+    BUNDLE=${BUNDLE:-models/$NAME}
+    for s in $CAL_SEEDS $TEST_SEEDS; do
+        [ -f "$WS/scenes/s$s/scene.json" ] || geodrain synth "$WS/scenes/s$s" --seed "$s" --size 4096 -q --overwrite
+    done
+    # shellcheck disable=SC2046
+    nice -n 10 python scripts/experiments/extract_candidates.py "$BUNDLE" \
+        $(for s in $CAL_SEEDS $TEST_SEEDS; do printf '%s ' "$WS/scenes/s$s"; done) --work "$WS"
+    # shellcheck disable=SC2046
+    python scripts/experiments/exp_dem_evidence.py "$BUNDLE" $(for s in $CAL_SEEDS; do printf '%s ' "$WS/scenes/s$s"; done) \
+        --work "$WS" --out "$WS/calibrators/$(basename "$BUNDLE")" --json docs/results/cpu/exp_dem_evidence.json \
+        | tee docs/results/cpu/exp_dem_evidence.log
+    C="$WS/calibrators/$(basename "$BUNDLE")"
+    python scripts/eval_watershed.py --work "$WS" --seeds "$(echo $TEST_SEEDS | tr ' ' ',')" \
+        --path "before=models/$NAME" --path "imagery-cal=$BUNDLE:$C/imagery.json" \
+        --path "dem-evidence=$BUNDLE:$C/A-evidence.json" ${EXTRA_PATHS:-} \
+        --plot docs/results/cpu/eval_watershed_reliability.png --json docs/results/cpu/eval_watershed.json \
+        | tee docs/results/cpu/eval_watershed.log
+    ;;
+distractor-finetune)
+    WS=${WS:-runs/ws}
+    TRAIN_SEEDS=${TRAIN_SEEDS:-$(seq 1201 1224)}
+    CAL_SEEDS=${CAL_SEEDS:-$(seq 8001 8006)}
+    for s in $TRAIN_SEEDS $CAL_SEEDS; do
+        [ -f "$WS/scenes/s$s/scene.json" ] || geodrain synth "$WS/scenes/s$s" --seed "$s" --size 4096 -q --overwrite
+    done
+    # shellcheck disable=SC2046
+    nice -n 10 geodrain train $(for s in $TRAIN_SEEDS; do printf '%s ' "$WS/scenes/s$s"; done) \
+        -o "$WS/ft" --init "models/$NAME" --lr "${LR:-0.001}" --epochs "${EPOCHS:-5}" --crops 2500 --workers 2 \
+        --device cpu --keep last --max-seconds 3600 --name "$NAME" --overwrite
+    # shellcheck disable=SC2046
+    nice -n 10 geodrain calibrate "$WS/ft" $(for s in $CAL_SEEDS; do printf '%s ' "$WS/scenes/s$s"; done) \
+        --stride 8 --merge-radius 30 --device cpu
+    python scripts/carry_stages.py "$WS/ft" "models/$NAME"
+    TAG=_finetuned BUNDLE="$WS/ft" EXTRA_PATHS="--path after=$WS/ft" STAGE=watershed "$0"
+    ;;
 *)
-    echo "STAGE must be gpu, finetune, mine, install or settings" >&2
+    echo "STAGE must be gpu, finetune, mine, install, settings, watershed or distractor-finetune" >&2
     exit 2
     ;;
 esac
