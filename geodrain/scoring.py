@@ -96,7 +96,10 @@ class Calibrator:
     fitted_on: dict = field(default_factory=dict)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for evidence rows ``x`` (n, features); a missing value (NaN, e.g. DEM evidence where
+        the DEM has no data) counts as the calibration mean of that feature (no evidence either way)."""
         x = np.asarray(x, np.float64).reshape(-1, len(self.features))
+        x = np.where(np.isfinite(x), x, self.mean)
         z = self.intercept + ((x - self.mean) / self.scale) @ self.coef
         return 1.0 / (1.0 + np.exp(-z))
 
@@ -122,12 +125,14 @@ class Calibrator:
 
 def fit_calibrator(x: np.ndarray, y: np.ndarray, features, l2: float = 1e-3, iters: int = 100,
                    fitted_on: dict | None = None) -> Calibrator:
-    """Logistic regression by Newton's method (L2 penalty ``l2`` on the standardized weights)."""
+    """Logistic regression by Newton's method (L2 penalty ``l2`` on the standardized weights). Missing values
+    (NaN) take their feature's mean."""
     x = np.asarray(x, np.float64).reshape(len(y), -1)
     y = np.asarray(y, np.float64)
     if len(y) == 0 or y.min() == y.max():
         raise ValueError("calibration needs both real and false crossings")
-    mean = x.mean(0)
+    mean = np.array([np.nanmean(c) if np.isfinite(c).any() else 0.0 for c in x.T])
+    x = np.where(np.isfinite(x), x, mean)
     scale = x.std(0)
     scale[scale < 1e-9] = 1.0
     z = (x - mean) / scale

@@ -6,7 +6,8 @@ per km², the false crossings broken down by what lies under them (from the scen
 distractors and distractor_areas: field boundaries, field entrances, road intersections, farmsteads, ...),
 and, for calibrated paths, the expected calibration error and a reliability diagram.
 
-A path is NAME=BUNDLE (the bundle as `geodrain detect` runs it: its threshold, stride and merge radius) or
+A path is NAME=BUNDLE (the bundle as `geodrain detect` runs it: its threshold, stride and merge radius),
+NAME=BUNDLE@THRESHOLD (the same at another window-score threshold, e.g. one recalibrated on new scenes) or
 NAME=BUNDLE:CALIBRATOR.json (the bundle's windows >= 0.5 merged at its radius, each crossing scored by the
 calibrator (geodrain.scoring) on its evidence, the DEM evidence included when the calibrator uses it;
 reported at P >= --report-at). The scenes are generated when missing (geodrain synth, 4096² each).
@@ -52,7 +53,9 @@ def parse_path(text: str):
     if not rest:
         raise SystemExit(f"--path wants NAME=BUNDLE[:CALIBRATOR.json], got {text!r}")
     bundle, _, cal = rest.partition(":")
-    return name, bundle, (Calibrator.from_json(json.loads(Path(cal).read_text())) if cal else None), cal or None
+    bundle, _, thr = bundle.partition("@")
+    cal_obj = Calibrator.from_json(json.loads(Path(cal).read_text())) if cal else None
+    return name, bundle, cal_obj, cal or None, (float(thr) if thr else None)
 
 
 def main() -> None:
@@ -75,12 +78,12 @@ def main() -> None:
                 generate_scene(d, seed=s, size=args.size, overwrite=True)
             scenes.append(d)
     paths = [parse_path(p) for p in args.path]
-    bundles = {b: load_bundle(b) for _, b, _, _ in paths}
+    bundles = {b: load_bundle(b) for _, b, _, _, _ in paths}
     print(f"# eval_watershed on {machine()}")
     print("# " + " ".join(sys.argv))
     rows, under_rows, result, curves = [], {}, {"machine": machine(), "paths": {}}, {}
     area = None
-    for name, bpath, cal, cal_path in paths:
+    for name, bpath, cal, cal_path, thr in paths:
         bundle = bundles[bpath]
         uses_dem = cal is not None and any(f in DEM_FEATURES for f in cal.features)
         tp = fp = n_true = 0
@@ -88,7 +91,7 @@ def main() -> None:
         under, per_scene, all_p, all_y = Counter(), [], [], []
         area = 0.0
         for s in scenes:
-            d = scene_data(bundle, s, args.work, with_dem=uses_dem)
+            d = scene_data(bundle, s, args.work, with_dem=uses_dem, threshold=thr)
             area += d.scene.area_km2
             n_true += len(d.scene.truth_xy)
             t_img += d.seconds_imagery
@@ -122,7 +125,9 @@ def main() -> None:
             curves[name] = rel
         rows.append(row)
         under_rows[name] = under
-        result["paths"][name] = {"bundle": bundle.model_id, "calibrator": cal_path, **row, "per_scene": per_scene,
+        result["paths"][name] = {"bundle": bundle.model_id, "calibrator": cal_path,
+                                 "threshold": thr if thr is not None else (bundle.threshold if cal is None else
+                                                                           args.report_at), **row, "per_scene": per_scene,
                                  "false_by_kind": dict(under), "reliability": rel}
     print(f"{len(scenes)} scenes ({', '.join(Path(s).name for s in scenes)}), {area:.1f} km²; a detection within "
           f"10 m of a true crossing finds it; calibrated paths report P >= {args.report_at}")

@@ -49,7 +49,9 @@ def dem_evidence_cached(scene: Scene, clusters: Clusters, cache: Path) -> tuple[
     return ev, sec
 
 
-def scene_data(bundle, path: Path, work: Path, radius: float | None = None, with_dem: bool = True) -> SceneData:
+def scene_data(bundle, path: Path, work: Path, radius: float | None = None, with_dem: bool = True,
+               threshold: float | None = None) -> SceneData:
+    """``threshold``: the window-score threshold of the default path (the bundle's when None)."""
     sc = load_scene(path)
     c = scene_candidates(bundle, path, work)
     radius = radius or bundle.merge_radius_m
@@ -60,6 +62,6 @@ def scene_data(bundle, path: Path, work: Path, radius: float | None = None, with
         cl.evidence.update(ev)
     y, _ = label(sc, cl.xy)
     under = attribute(sc, cl.xy)
-    keep = c["score"] >= bundle.threshold
+    keep = c["score"] >= (bundle.threshold if threshold is None else threshold)
     d = cluster_evidence(c["xy"][keep], c["score"][keep], radius)
     return SceneData(sc, cl, y, under, d.xy, d.score, float(c["seconds"]), sec_dem)

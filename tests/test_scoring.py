@@ -37,6 +37,12 @@ def test_json_round_trip_and_refusals():
     back = Calibrator.from_json(json.loads(text))
     assert back.features == ("f1", "f2", "f3") and back.fitted_on == {"scenes": ["s1"]}
     assert np.array_equal(back.predict(x), cal.predict(x))
+    # a missing value counts as the feature's calibration mean
+    row = x[:1].copy()
+    row[0, 1] = np.nan
+    filled = row.copy()
+    filled[0, 1] = cal.mean[1]
+    assert back.predict(row) == pytest.approx(back.predict(filled))
     bad = json.loads(text)
     bad["coef"] = bad["coef"][:2]
     with pytest.raises(ValueError):
