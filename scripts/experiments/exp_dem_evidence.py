@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,16 @@ def main() -> None:
         fp += int(len(y) - y.sum())
     r = prf(tp, fp, n_true - tp)
     results["threshold"] = {**r, "fp_per_km2": fp / area, "ece": float("nan")}
+    under = {"threshold": Counter()}
+    missed_best = []
+    from wslib import attribute, scene_candidates
+    for d in data:
+        y, m = label(d.scene, d.default_xy)
+        under["threshold"].update(attribute(d.scene, d.default_xy[y == 0]))
+        c = scene_candidates(bundle, d.scene.path, args.work)
+        for j in sorted(set(range(len(d.scene.truth_xy))) - set(m.true_index.tolist())):
+            dist = np.hypot(*(c["xy"] - d.scene.truth_xy[j]).T)
+            missed_best.append(float(c["score"][dist < 10.0].max()) if (dist < 10.0).any() else 0.0)
 
     # cross-validated calibrated alternatives
     probs = {k: [None] * len(data) for k in ("imagery", "A-filter", "A-evidence")}
@@ -110,6 +121,7 @@ def main() -> None:
         p = np.concatenate(probs[name])
         y = np.concatenate([d.y for d in data])
         keep = p >= P_REPORT
+        under[name] = Counter(np.concatenate([np.array(d.under, dtype=object) for d in data])[keep & (y == 0)])
         tp = int(y[keep].sum())
         fp = int(keep.sum() - tp)
         r = prf(tp, fp, n_true - tp)
@@ -122,6 +134,14 @@ def main() -> None:
     print(f"leave-one-scene-out on the calibration scenes, reported at P >= {P_REPORT} "
           f"(A-filter channel_pair tau per fold: {', '.join(f'{t:.2f}' for t in taus)})")
     print(table(rows, ["alternative", "precision", "recall", "f1", "false_per_km2", "ece_all", "ece_reported"]))
+
+    kinds = sorted(set().union(*[set(u) for u in under.values()]), key=lambda k: -sum(u[k] for u in under.values()))
+    print("false crossings by what lies under them (cross-validated):")
+    print(table([{"under": k, **{n: under[n].get(k, 0) for n in under}} for k in kinds], ["under"] + list(under)))
+    mb = np.array(missed_best)
+    print(f"crossings missed at the bundle's threshold ({bundle.threshold:g}): {len(mb)}; best window within 10 m "
+          f">= 0.99: {int((mb >= 0.99).sum())}, 0.9-0.99: {int(((mb >= 0.9) & (mb < 0.99)).sum())}, "
+          f"0.5-0.9: {int(((mb >= 0.5) & (mb < 0.9)).sum())}, none >= 0.5: {int((mb < 0.5).sum())}")
 
     # the declared rule
     order = ["threshold", "imagery", "A-filter", "A-evidence"]
@@ -150,7 +170,8 @@ def main() -> None:
         dump(args.out / "A-filter.json", {"imagery": fitted["imagery"], "channel_pair_min": float(np.median(taus))})
     if args.json:
         dump(args.json, {"machine": machine(), "bundle": bundle.model_id, "results": results, "winner": winner,
-                         "taus": taus, "calibrators": fitted})
+                         "taus": taus, "calibrators": fitted, "false_by_kind": {k: dict(v) for k, v in under.items()},
+                         "missed_best_window": missed_best})
 
 
 if __name__ == "__main__":
