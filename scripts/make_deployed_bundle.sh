@@ -28,7 +28,8 @@
 #
 #   6. here, STAGE=watershed: scenes of the generator with distractors (field boundaries, field entrances and
 #      driveways with ditch culverts, terraces, ...): calibration scenes CAL_SEEDS (8001-8006), unseen test
-#      scenes TEST_SEEDS (9001-9010, 168 km²); the bundle's window candidates (>= 0.5) on both, cached; how
+#      scenes TEST_SEEDS (9002-9011, 168 km²; 9001 was used while writing the DEM evidence); the bundle's
+#      window candidates (>= 0.5) on both, cached; the window threshold recalibrated on CAL_SEEDS; how
 #      the DEM enters decided on the calibration scenes only (scripts/experiments/exp_dem_evidence.py, rule
 #      declared in its docstring; calibrators -> $WS/calibrators); the detection paths side by side on the
 #      test scenes (scripts/eval_watershed.py). Logs: docs/results/cpu/exp_dem_evidence.log,
@@ -121,7 +122,7 @@ settings)
 watershed)
     WS=${WS:-runs/ws}
     CAL_SEEDS=${CAL_SEEDS:-$(seq 8001 8006)}
-    TEST_SEEDS=${TEST_SEEDS:-$(seq 9001 9010)}
+    TEST_SEEDS=${TEST_SEEDS:-$(seq 9002 9011)}
     BUNDLE=${BUNDLE:-models/$NAME}
     for s in $CAL_SEEDS $TEST_SEEDS; do
         [ -f "$WS/scenes/s$s/scene.json" ] || geodrain synth "$WS/scenes/s$s" --seed "$s" --size 4096 -q --overwrite
@@ -131,14 +132,20 @@ watershed)
         $(for s in $CAL_SEEDS $TEST_SEEDS; do printf '%s ' "$WS/scenes/s$s"; done) --work "$WS"
     # shellcheck disable=SC2046
     python scripts/experiments/exp_dem_evidence.py "$BUNDLE" $(for s in $CAL_SEEDS; do printf '%s ' "$WS/scenes/s$s"; done) \
-        --work "$WS" --out "$WS/calibrators/$(basename "$BUNDLE")" --json docs/results/cpu/exp_dem_evidence.json \
-        | tee docs/results/cpu/exp_dem_evidence.log
-    C="$WS/calibrators/$(basename "$BUNDLE")"
+        --work "$WS" --out "$WS/calibrators/$(basename "$BUNDLE")" --json "docs/results/cpu/exp_dem_evidence${TAG:-}.json" \
+        | tee "docs/results/cpu/exp_dem_evidence${TAG:-}.log"
+    # shellcheck disable=SC2046
+    THR=$(python scripts/experiments/threshold_from_candidates.py "$BUNDLE" \
+        $(for s in $CAL_SEEDS; do printf '%s ' "$WS/scenes/s$s"; done) --work "$WS" \
+        | tee "docs/results/cpu/threshold_recalibrated${TAG:-}.log" | python -c "import json,sys; print(json.load(sys.stdin)['threshold'])")
+    C="docs/results/cpu/calibrators${TAG:-}"
+    mkdir -p "$C" && cp "$WS/calibrators/$(basename "$BUNDLE")"/*.json "$C/"
     python scripts/eval_watershed.py --work "$WS" --seeds "$(echo $TEST_SEEDS | tr ' ' ',')" \
-        --path "before=models/$NAME" --path "imagery-cal=$BUNDLE:$C/imagery.json" \
+        --path "before=models/$NAME" --path "before-recalibrated=$BUNDLE@$THR" \
+        --path "imagery-calibrated=$BUNDLE:$C/imagery.json" \
         --path "dem-evidence=$BUNDLE:$C/A-evidence.json" ${EXTRA_PATHS:-} \
-        --plot docs/results/cpu/eval_watershed_reliability.png --json docs/results/cpu/eval_watershed.json \
-        | tee docs/results/cpu/eval_watershed.log
+        --plot "docs/results/cpu/eval_watershed${TAG:-}_reliability.png" --json "docs/results/cpu/eval_watershed${TAG:-}.json" \
+        | tee "docs/results/cpu/eval_watershed${TAG:-}.log"
     ;;
 distractor-finetune)
     WS=${WS:-runs/ws}
