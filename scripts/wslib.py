@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyogrio
 import rasterio
+import shapely
 from scipy.spatial import cKDTree
 
 from geodrain.detect import DetectOptions, detect
@@ -96,7 +97,6 @@ def attribute(scene: Scene, xy: np.ndarray) -> list[str]:
         if scene.distractors is not None and len(scene.distractors) else np.zeros((0, 2))
     idx, _ = nearest_within(xy, dxy, ATTRIBUTE_M)
     tidx, _ = nearest_within(xy, scene.truth_xy, 40.0)
-    import shapely
     pts = shapely.points(xy) if len(xy) else []
     area_geoms = list(scene.areas.geometry) if scene.areas is not None else []
     area_tree = shapely.STRtree(area_geoms) if area_geoms else None

@@ -150,7 +150,6 @@ def _strips(rng, p, grid, roads, streams, crossings) -> list[Strip]:
 
 def ditch_fills(rng, roads, features) -> list[DitchFill]:
     """Fills across the road ditch at every field entrance and farm driveway."""
-    by_id = {r.id: r for r in roads}
     tree = shapely.STRtree([r.line for r in roads]) if roads else None
     items = [(poly, "field_entrance", acc) for poly, _, acc in features.approaches]
     items += [(fs.driveway, "driveway", fs.access) for fs in features.farmsteads]
