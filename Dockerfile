@@ -29,11 +29,12 @@ RUN if [ -n "$PIP_FIND_LINKS" ]; then pip install --find-links "$PIP_FIND_LINKS"
     else pip install --extra-index-url "$TORCH_INDEX" "$TORCH_SPEC"; fi \
  && pip install "$ORT"
 
+# a regular (not editable) install: the deployed model in models/ ships inside the package
 WORKDIR /opt/geodrain
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY geodrain ./geodrain
-RUN pip install -e .
 COPY models ./models
+RUN pip install . && cd / && rm -rf /opt/geodrain
 
 # files are read and written under /data (mount a host folder there)
 WORKDIR /data

@@ -49,3 +49,18 @@ class SearchError(GeodrainError, RuntimeError):
 
 class DeviceError(GeodrainError, RuntimeError):
     """The requested device or engine is not available here."""
+
+
+class DependencyError(GeodrainError, ImportError):
+    """An optional dependency (a package extra) that this use needs is not installed."""
+
+
+def import_optional(module: str, extra: str, purpose: str):
+    """Import ``module``, or say in one line which extra of the package provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DependencyError(f"{purpose} needs {module.split('.')[0]}, which is not installed: "
+                              f"pip install 'geodrain[{extra}]'") from None

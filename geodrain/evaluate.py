@@ -14,7 +14,6 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from .datasets.scene import read_points
 from .errors import VectorError
 
 
@@ -103,6 +102,8 @@ def crossing_layer(path: str | Path) -> str | None:
 
 def evaluate_files(pred: str | Path, truth: str | Path, tolerance: float = 10.0) -> tuple[Evaluation, Matching]:
     """Evaluate a predictions file against a truth file (any formats and CRSs)."""
+    from .datasets.scene import read_points
+
     t = read_points(truth, crossing_layer(truth))
     p = read_points(pred, crossing_layer(pred), crs=t.crs)
     m = match_points(p.xy, t.xy, tolerance)

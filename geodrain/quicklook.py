@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputError
 from .evaluate import crossing_layer, match_points, score_matching
 from .datasets.scene import read_points
 from .read import NAIP_BANDS, open_source
-from .write import commit, temporary_sibling
+from .output import atomic_file, check_output
 
 
 def stretch(img: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -33,9 +32,7 @@ def render_quicklook(raster, crossings: str | Path | None, out: str | Path, *, t
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .write import check_output
-
-    out = check_output(out, overwrite, formats={".png": "PNG"})
+    out = check_output(out, overwrite, formats={".png"})
     with open_source(raster if isinstance(raster, (list, tuple)) else [raster], bands, gsd_m=None) as src:
         img, valid = src.overview(max_side)
         grid = src.grid
@@ -67,13 +64,9 @@ def render_quicklook(raster, crossings: str | Path | None, out: str | Path, *, t
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right", fontsize=8, framealpha=0.8)
     fig.tight_layout()
-    tmp = temporary_sibling(out)
     try:
-        fig.savefig(tmp, format="png")
-        commit(tmp, out)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {out}: {e}") from None
+        with atomic_file(out) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
     return out

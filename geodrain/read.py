@@ -11,7 +11,9 @@ uint16), :func:`open_source` builds one in-memory GDAL VRT that
 
 :meth:`RasterSource.read` returns a block of data (uint8, scaled if the input is not 8-bit) and its validity
 mask (nodata, masks, outside the mosaic), padding outside the raster with invalid pixels. Every dataset handle
-belongs to one thread. Errors a user can cause become :class:`~geodrain.errors.RasterError`.
+belongs to one thread of one process (a source pickles, and a forked data-loader worker opens its own). Training
+reads its crops through the same source (:mod:`geodrain.datasets.scene`), so it sees the pixels detection
+sees. Errors a user can cause become :class:`~geodrain.errors.RasterError`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -38,39 +39,12 @@ NAIP_BANDS = (1, 2, 3, 4)
 
 # GDAL's block cache defaults to 5 % of RAM and would grow with the raster. Blocks re-read at most a halo of
 # one tile row of their neighbours, so a small cache loses nothing and keeps memory bounded whatever the
-# raster size; :func:`block_cache` raises it to what concurrent block reads need. A GDAL_CACHEMAX set by the
-# user wins. (Read by GDAL when its cache is first used.)
-_USER_CACHEMAX = "GDAL_CACHEMAX" in os.environ
+# raster size; :func:`geodrain.blocks.block_cache` raises it to what concurrent block reads need. A
+# GDAL_CACHEMAX set by the user wins. (Read by GDAL when its cache is first used.)
+USER_CACHEMAX = "GDAL_CACHEMAX" in os.environ
 os.environ.setdefault("GDAL_CACHEMAX", "128")
-MIN_CACHE_BYTES, MAX_CACHE_BYTES = 128 << 20, 2 << 30
 _DTYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
            "float32": "Float32", "float64": "Float64"}
-
-
-def cache_bytes(source: "RasterSource", block_h: int, block_w: int, threads: int) -> int:
-    """A GDAL block cache that holds every tile of the blocks being read at once (128 MB to 2 GB).
-
-    A pixel-interleaved tile is decoded once for all its bands only while the other bands' parts stay in the
-    cache; when concurrent reads overflow it, each tile is decoded again for every band
-    (``scripts/bench_read.py`` compares the two). The size depends on the threads and the block (and, for a
-    striped file, its width), never on the raster's size; it is capped at 2 GB.
-    """
-    f = source.files[0]
-    th, tw = f.block_shape
-    rows = min(math.ceil(block_h / th) + 1, math.ceil(f.height / th))
-    cols = min(math.ceil(block_w / tw) + 1, math.ceil(f.width / tw))
-    per_block = rows * cols * th * tw * f.count * np.dtype(f.dtype).itemsize
-    return int(min(MAX_CACHE_BYTES, max(MIN_CACHE_BYTES, 1.25 * threads * per_block)))
-
-
-@contextmanager
-def block_cache(source: "RasterSource", block_h: int, block_w: int, threads: int):
-    """Size GDAL's (process-wide) block cache for ``threads`` concurrent block reads while in the block."""
-    if _USER_CACHEMAX:
-        yield
-        return
-    with rasterio.Env(GDAL_CACHEMAX=cache_bytes(source, block_h, block_w, threads)):
-        yield
 
 
 @dataclass(frozen=True)
@@ -254,9 +228,20 @@ class RasterSource:
     native_gsd_m: float
 
     def __post_init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._handles: list = []
+        self._pid = os.getpid()
+
+    def __getstate__(self) -> dict:   # dataset handles do not pickle; a copy opens its own
+        return {k: v for k, v in self.__dict__.items() if k not in ("_local", "_lock", "_handles", "_pid")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._reset()
 
     @property
     def resampled(self) -> bool:
@@ -272,6 +257,8 @@ class RasterSource:
         return self.files[0].nodata
 
     def _dataset(self):
+        if os.getpid() != self._pid:   # a forked process (data-loader worker) opens its own handles
+            self._reset()
         ds = getattr(self._local, "ds", None)
         if ds is None:
             ds = rasterio.open(self.vrt)

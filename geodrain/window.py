@@ -18,6 +18,8 @@ import numpy as np
 
 from .errors import RasterError
 
+MIN_VALID = 0.5   # share of valid pixels a window needs to be evaluated (and trained)
+
 
 @dataclass(frozen=True)
 class WindowGrid:

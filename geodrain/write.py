@@ -1,28 +1,31 @@
 """Write stage: crossings to a GeoPackage (or GeoJSON, GeoParquet, CSV by extension), atomically.
 
 The GeoPackage layer ``crossings`` holds points in the raster's CRS with ``score``, ``n_windows`` (supporting
-windows), ``source`` (input file) and ``model``; the run's metadata is stored in the GeoPackage metadata
-tables, and a default QGIS style (``layer_styles``, the table QGIS itself uses) makes the points render
-visibly when the file is opened. GeoJSON is written in WGS 84 as RFC 7946 requires; GeoParquet and CSV keep
-the raster's CRS (CSV adds ``x``, ``y`` and ``crs`` columns).
+windows), ``width_m``/``height_m`` (the structure's size), ``source`` (input file) and ``model``; the run's
+metadata (:class:`RunInfo`) is stored in the GeoPackage metadata tables, and a default QGIS style
+(``layer_styles``, the table QGIS itself uses) makes the points render visibly when the file is opened.
+GeoJSON is written in WGS 84 as RFC 7946 requires; GeoParquet and CSV keep the raster's CRS (CSV adds ``x``,
+``y`` and ``crs`` columns). :func:`write_points` writes any point layer the same way (``geodrain mine`` uses
+it for its hard examples).
 
-Every format is written to a temporary file in the destination folder and renamed over the destination at
-the end, so an interrupted run never leaves a file that looks complete. :func:`check_output` runs before any
-work so that a bad output path fails in a second, not after an hour.
+Every format is written to a temporary file beside the destination and renamed over it at the end
+(:func:`geodrain.output.atomic_file`), so an interrupted run never leaves a file that looks complete.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import OutputError, OutputExistsError
+from . import __version__
+from .merge import Crossings
+from .output import atomic_file, check_output
+from .read import InputFile
 
 FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".parquet": "GeoParquet",
            ".geoparquet": "GeoParquet", ".csv": "CSV"}
@@ -77,56 +80,10 @@ SLD = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def check_output(path: str | Path, overwrite: bool = False, formats: dict[str, str] = FORMATS) -> Path:
-    """Refuse an unsupported extension, a missing or unwritable folder, or an existing file."""
-    path = Path(path)
-    if path.suffix.lower() not in formats:
-        raise OutputError(f"unsupported output format '{path.suffix}' for {path}: use "
-                          + ", ".join(sorted(set(formats))))
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output folder does not exist: {parent}")
-    if not writable(parent):
-        raise OutputError(f"output folder is not writable: {parent}")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"output exists: {path} (use --overwrite to replace it)")
-    if path.is_dir():
-        raise OutputError(f"output is a folder: {path}")
-    return path
-
-
-def check_output_folder(dest: str | Path, overwrite: bool = False) -> Path:
-    """For outputs that are folders (bundles, chip sets, scenes): refuse an existing one unless
-    ``overwrite``, and a missing or unwritable parent."""
-    dest = Path(dest)
-    if dest.exists() and not overwrite:
-        raise OutputExistsError(f"output exists: {dest} (use --overwrite to replace it)")
-    if not dest.parent.is_dir():
-        raise OutputError(f"output folder does not exist: {dest.parent}")
-    if not writable(dest.parent):
-        raise OutputError(f"output folder is not writable: {dest.parent}")
-    return dest
-
-
-def writable(folder: Path) -> bool:
-    """Whether a file can be created in ``folder`` (tried for real: permission bits do not stop root,
-    read-only file systems do)."""
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return False
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".geodrain-probe-"):
-            return True
-    except OSError:
-        return False
-
-
-def temporary_sibling(path: Path) -> Path:
-    """A hidden temporary name in the destination folder with the same extension (drivers need it)."""
-    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-
-
-def commit(tmp: Path, path: Path) -> None:
-    os.replace(tmp, path)
+def check_points_output(path: str | Path, overwrite: bool = False) -> Path:
+    """Refuse a point-layer output path before any work: unsupported format, missing or unwritable folder,
+    an existing file without ``overwrite``."""
+    return check_output(path, overwrite, FORMATS)
 
 
 def crossings_frame(xy: np.ndarray, columns: dict[str, Any], crs):
@@ -139,12 +96,11 @@ def write_points(xy: np.ndarray, columns: dict[str, Any], crs, path: str | Path,
                  metadata: dict[str, Any] | None = None, overwrite: bool = False, layer: str = LAYER,
                  description: str = "") -> Path:
     """Write points with attribute ``columns`` to ``path`` (format by extension), atomically."""
-    path = check_output(path, overwrite)
+    path = check_points_output(path, overwrite)
     fmt = FORMATS[path.suffix.lower()]
     gdf = crossings_frame(np.asarray(xy, np.float64).reshape(-1, 2), columns, crs)
     meta = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()}
-    tmp = temporary_sibling(path)
-    try:
+    with atomic_file(path) as tmp:
         if fmt == "GPKG":
             _write_gpkg(gdf, tmp, layer, meta, description)
         elif fmt == "GeoJSON":
@@ -154,14 +110,87 @@ def write_points(xy: np.ndarray, columns: dict[str, Any], crs, path: str | Path,
             _write_parquet(gdf, tmp, meta)
         else:
             _write_csv(gdf, tmp)
-        commit(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a detection run records beside its crossings (the output's metadata)."""
+
+    model_id: str
+    model_path: str
+    architecture: str
+    threshold: float
+    merge_radius_m: float
+    stride_px: int
+    min_valid_fraction: float
+    gsd_m: float
+    input_gsd_m: float
+    bands: tuple[int, ...]
+    inputs: list[str]
+    aoi: str
+    engine: dict
+    windows: int
+    windows_evaluated: int
+    area_km2: float
+    runtime_s: float
+
+    def metadata(self, crossings: int) -> dict[str, Any]:
+        return {
+            "geodrain_version": __version__,
+            "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "model_id": self.model_id,
+            "model_path": self.model_path,
+            "architecture": self.architecture,
+            "threshold": self.threshold,
+            "merge_radius_m": self.merge_radius_m,
+            "stride_px": self.stride_px,
+            "min_valid_fraction": self.min_valid_fraction,
+            "gsd_m": self.gsd_m,
+            "input_gsd_m": self.input_gsd_m,
+            "bands": ",".join(map(str, self.bands)),
+            "inputs": list(self.inputs),
+            "aoi": self.aoi,
+            "engine": self.engine,
+            "windows": self.windows,
+            "windows_evaluated": self.windows_evaluated,
+            "area_km2": round(self.area_km2, 4),
+            "runtime_s": round(self.runtime_s, 2),
+            "crossings": crossings,
+        }
+
+
+def source_names(files: Sequence[InputFile], xy: np.ndarray) -> list[str]:
+    """The input file under each point (the last one given wins where files overlap, as in the mosaic)."""
+    names = [""] * len(xy)
+    for f in files:
+        x0, y0, x1, y1 = f.bounds
+        inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+        for i in np.nonzero(inside)[0]:
+            names[i] = Path(f.path).name
+    return names
+
+
+def crossing_columns(c: Crossings, files: Sequence[InputFile], model_id: str) -> dict[str, Any]:
+    """The attribute table of the ``crossings`` layer."""
+    return {
+        "crossing_id": np.arange(1, len(c) + 1, dtype=np.int32),
+        "score": np.round(c.score.astype(np.float64), 4),
+        "n_windows": c.n_windows.astype(np.int32),
+        "width_m": np.round(c.size_m[:, 0].astype(np.float64), 1) if len(c) else np.zeros(0),
+        "height_m": np.round(c.size_m[:, 1].astype(np.float64), 1) if len(c) else np.zeros(0),
+        "source": source_names(files, c.xy),
+        "model": [model_id] * len(c),
+    }
+
+
+def write_crossings(c: Crossings, path: str | Path, crs, files: Sequence[InputFile], info: RunInfo, *,
+                    overwrite: bool = False) -> Path:
+    """Write detected crossings with their run's metadata to ``path`` (format by extension), atomically."""
+    desc = (f"Drainage crossings detected by geodrain {__version__} with {info.model_id} "
+            f"(threshold {info.threshold:.3f})")
+    return write_points(c.xy, crossing_columns(c, files, info.model_id), crs, path,
+                        metadata=info.metadata(len(c)), overwrite=overwrite, description=desc)
 
 
 def _write_gpkg(gdf, tmp: Path, layer: str, meta: dict[str, str], description: str) -> None:

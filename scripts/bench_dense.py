@@ -29,7 +29,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import machine, table, tile_raster  # noqa: E402
 
-from geodrain.detect import BlockReader, DetectOptions, default_block_px, detect, run_config  # noqa: E402
+from geodrain.blocks import BlockReader  # noqa: E402
+from geodrain.detect import DetectOptions, detect  # noqa: E402
+from geodrain.infer.config import default_block_px  # noqa: E402
 from geodrain.evaluate import evaluate_files  # noqa: E402
 from geodrain.infer.runtime import prepare_module, resolve_device  # noqa: E402
 from geodrain.model.bundle import load_bundle  # noqa: E402
@@ -85,7 +87,7 @@ def gpu_breakdown(args, bundle, raster: Path) -> dict:
     device = torch.device("cuda")
     opts = DetectOptions(engine="dense", device="cuda", block_px=args.block, stride=args.stride,
                          read_threads=args.threads).resolved(bundle)
-    config = run_config(bundle, opts, device)
+    config = opts.resolve(bundle, device).run
     source = open_source(raster, opts.bands, bundle.gsd)
     grid = WindowGrid(source.grid.width, source.grid.height, bundle.window_px, opts.stride, bundle.context_px)
     block_px = args.block or default_block_px(device, "dense")

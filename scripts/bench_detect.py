@@ -30,8 +30,9 @@ from rasterio.windows import Window
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import machine, peak_rss_mb, run_child, table, tile_raster  # noqa: E402
 
-from geodrain.detect import (BlockReader, DetectOptions, choose_engine, default_block_px, detect,  # noqa: E402
-                             make_engine, run_config)
+from geodrain.blocks import BlockReader  # noqa: E402
+from geodrain.detect import DetectOptions, detect  # noqa: E402
+from geodrain.infer.config import make_engine  # noqa: E402
 from geodrain.infer.runtime import resolve_device  # noqa: E402
 from geodrain.model.bundle import load_bundle  # noqa: E402
 from geodrain.read import open_source  # noqa: E402
@@ -59,15 +60,13 @@ def scene(work: Path, seed: int, size: int) -> Path:
 
 def model_only(raster: Path, bundle, opts: DetectOptions, device) -> dict:
     """The engine alone on the same windows, blocks preloaded (no reading, merging or writing)."""
-    source = open_source(raster, opts.bands, bundle.gsd)
-    grid = WindowGrid(source.grid.width, source.grid.height, bundle.window_px, opts.stride, bundle.context_px)
-    kind = choose_engine(opts.engine, opts, bundle)
-    config = run_config(bundle, opts, device)
-    block_px = opts.block_px or default_block_px(device, kind)
-    plans = plan_blocks(grid, block_px, source.block_shape)
-    reader = BlockReader(source, grid, None, opts.min_valid, 2, 4)
+    s = opts.resolve(bundle, device)
+    source = open_source(raster, s.bands, bundle.gsd)
+    grid = WindowGrid(source.grid.width, source.grid.height, bundle.window_px, s.stride, bundle.context_px)
+    plans = plan_blocks(grid, s.block_px, source.block_shape)
+    reader = BlockReader(source, grid, None, s.min_valid, 2, 4)
     blocks = list(reader.blocks(plans))
-    engine = make_engine(kind, bundle, config, grid, block_px)
+    engine = make_engine(s.engine, bundle, s.run, grid, s.block_px)
     engine.run(blocks[0])                         # warm-up (CUDA graph capture, allocator)
     engine.synchronize()
     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Concurrent block reads of a 4-band DEFLATE GeoTIFF with GDAL's block cache at 128 MB and at the size
-:func:`geodrain.read.block_cache` gives it, in one run: wall time, CPU time, Mpx/s and their ratios.
+:func:`geodrain.blocks.block_cache` gives it, in one run: wall time, CPU time, Mpx/s and their ratios.
 
 A pixel-interleaved tile is decoded once for all four bands only while its other bands stay in the cache;
 when concurrent reads overflow the cache, tiles are decoded again per band.
@@ -23,7 +23,8 @@ import rasterio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import machine, table, tile_raster  # noqa: E402
 
-from geodrain.read import MIN_CACHE_BYTES, cache_bytes, open_source  # noqa: E402
+from geodrain.blocks import MIN_CACHE_BYTES, cache_bytes  # noqa: E402
+from geodrain.read import open_source  # noqa: E402
 from geodrain.synth import generate_scene  # noqa: E402
 from geodrain.window import WindowGrid, plan_blocks  # noqa: E402
 

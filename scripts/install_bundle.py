@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Install a bundle trained elsewhere (e.g. on a GPU machine by scripts/gpu_deploy.sh) as a deployed bundle.
+"""Install a bundle trained elsewhere (e.g. on a GPU machine by scripts/recipes/gpu_deploy.sh) as a deployed bundle.
 
 Copies the bundle folder to DEST (checksums verified on load), replaces the training machine's scene folders in
 its provenance by the `geodrain synth` commands that regenerate them (scene folders named ``s<seed>``; the size
@@ -19,7 +19,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from geodrain.errors import OutputExistsError
 from geodrain.model.bundle import load_bundle
+from geodrain.output import atomic_folder, check_output_folder, write_text
 
 SCENE = re.compile(r"(?:^|[\\/])s(\d+)[\\/]?$")
 
@@ -39,12 +41,20 @@ def main() -> None:
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args()
     load_bundle(args.src)                                   # checksums and manifest before copying
-    if args.dest.exists():
-        if not args.overwrite:
-            sys.exit(f"{args.dest} exists (use --overwrite)")
-        shutil.rmtree(args.dest)
-    shutil.copytree(args.src, args.dest)
-    b = load_bundle(args.dest)
+    try:
+        check_output_folder(args.dest, args.overwrite)
+    except OutputExistsError as e:
+        sys.exit(f"{e} (use --overwrite)")
+    with atomic_folder(args.dest) as tmp:                   # the installed bundle appears complete or not at all
+        shutil.copytree(args.src, tmp, dirs_exist_ok=True)
+        b = install(load_bundle(tmp), args)
+    if args.default:
+        write_text(args.dest.parent / "DEFAULT", args.dest.name + "\n")
+    print(f"installed {b.model_id} at {args.dest}")
+
+
+def install(b, args):
+    """Rewrite the copied bundle's provenance (and leaderboard row) in its manifest."""
     data = dict(b.manifest["training"]["data"])
     for key in ("sources", "test_sources"):
         if key in data:
@@ -60,10 +70,7 @@ def main() -> None:
                                "best_batch": int(r["best_batch"]), "latency_ms_b1": float(r["latency_ms_b1"]),
                                "params": int(r["params"])}
     b.update_manifest(**sections)
-    load_bundle(args.dest)
-    if args.default:
-        (args.dest.parent / "DEFAULT").write_text(args.dest.name + "\n")
-    print(f"installed {b.model_id} at {args.dest}")
+    return load_bundle(b.path)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create (or reuse) .venv and install geodrain with its CPU dependencies. Sourced by test.sh and demo.sh.
+# Create (or reuse) .venv and install geodrain (editable, with the research extra the tests need) and its CPU
+# dependencies. Sourced by test.sh and demo.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${GEODRAIN_VENV:-$ROOT/.venv}"
@@ -8,7 +9,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
-if ! python -c "import geodrain, torch, onnxruntime, pytest, pyflwdir" >/dev/null 2>&1; then
+if ! python -c "import geodrain, torch, onnxruntime, optuna, pytest, pyflwdir" >/dev/null 2>&1; then
   python -m pip install -q --upgrade pip
-  python -m pip install -q -r "$ROOT/requirements/cpu.txt" -e "$ROOT"
+  python -m pip install -q -r "$ROOT/requirements/cpu.txt" -e "$ROOT[research]"
 fi

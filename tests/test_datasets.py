@@ -144,3 +144,90 @@ def test_box_band_near_trains_boxes_of_the_ignored_band():
     assert float(window_loss(out, t, box_band="near")) == pytest.approx(before)
     assert "box_band" not in TrainConfig().to_dict()
     assert TrainConfig(box_band="near").to_dict()["box_band"] == "near"
+
+
+# -- training reads what detection reads ----------------------------------------------------------------------
+
+def _labelled_scene(folder, data, res=1.0, nodata=None, at=(0.5, 0.5)):
+    """A scene folder: ``data`` as naip.tif and one crossing in truth.gpkg at ``at`` (fractions of the width
+    and height; default the centre)."""
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    from conftest import ORIGIN
+
+    folder.mkdir()
+    write_raster(folder / "naip.tif", data, res=res, nodata=nodata)
+    h, w = data.shape[1:]
+    centre = Point(ORIGIN[0] + w * res * at[0], ORIGIN[1] - h * res * at[1])
+    gpd.GeoDataFrame({"kind": ["culvert"]}, geometry=[centre], crs="EPSG:26914").to_file(
+        folder / "truth.gpkg", layer="crossings")
+    gpd.GeoDataFrame({"kind": ["road_intersection"]}, geometry=[Point(centre.x + 60, centre.y)],
+                     crs="EPSG:26914").to_file(folder / "truth.gpkg", layer="hard_negatives")
+    return folder
+
+
+def _detect_source(raster):
+    """The source `geodrain detect` reads ``raster`` through, with its default options for a 4-band model."""
+    from geodrain.model.sppnet import GSD_M
+    from geodrain.read import open_source
+    from geodrain.settings import DetectOptions
+
+    o = DetectOptions()
+    return open_source([raster], o.bands, GSD_M, o.scale)
+
+
+@pytest.mark.parametrize("res", [1.0, 0.5])
+def test_a_uint16_scene_trains_on_the_pixels_detect_sees(tmp_path, res):
+    """uint16 values are scaled (not wrapped modulo 256) and a finer GSD is resampled, as detection does."""
+    n = int(300 / res)
+    data = noise_image(n, n, dtype=np.uint16) + np.uint16(300)           # every value > 255
+    folder = _labelled_scene(tmp_path / "s", data, res=res)
+    scene = open_scene(folder)
+    assert (scene.width, scene.height) == (300, 300) and scene.gsd == 1.0  # the model's grid
+    spec = CropSpec(context_px=16, windows=3)
+    ds = SceneCropDataset([scene], spec, length=6, augment=False, seed=2)
+    with _detect_source(folder / "naip.tif") as src:
+        for i in range(len(ds)):
+            k, col, row = ds.crop_origin(i, np.random.default_rng((ds.seed, ds.epoch, i)))
+            seen, valid = src.read(row, col, spec.size, spec.size)
+            img = ds[i][0].numpy()
+            assert np.array_equal(img, seen) and valid.all()
+            assert img.max() > 200 and np.abs(img.astype(float).mean() - 127) < 40   # scaled, not wrapped
+        # the paper's chips (validation and test sets) are cut the same way: the first is centred on the crossing
+        imgs, targets = chip_arrays_of(scene)
+        side = imgs.shape[-1]
+        cx, cy = scene.to_pixels(scene.crossings.xy)[0]
+        seen, _ = src.read(int(np.floor(cy)) - side // 2, int(np.floor(cx)) - side // 2, side, side)
+        assert targets[0, 0] == 1.0 and np.array_equal(imgs[0], seen)
+
+
+def chip_arrays_of(scene):
+    from geodrain.datasets.chips import chip_arrays
+
+    return chip_arrays(scene, 16, np.random.default_rng(0), jitter_m=0.0)
+
+
+def test_windows_detect_would_skip_are_not_trained(tmp_path):
+    """A crop over nodata: windows with less than half their pixels valid are ignored (as detect skips them),
+    the others keep their labels; flips and rotations turn the mask with the image."""
+    from geodrain.datasets.targets import IGNORE
+
+    data = noise_image(300, 300)
+    data[:, :, :150] = 0                                                  # left half nodata
+    folder = _labelled_scene(tmp_path / "s", data, nodata=0, at=(0.97, 0.5))   # every crop's windows negative
+    spec = CropSpec(context_px=16, windows=9)
+    scene = open_scene(folder)
+    plain = SceneCropDataset([scene], spec, length=40, augment=False, seed=0)
+    turned = SceneCropDataset([scene], spec, length=40, augment=True, seed=0)
+    straddling = 0
+    for i in range(len(plain)):
+        _, col, _ = plain.crop_origin(i, np.random.default_rng((plain.seed, plain.epoch, i)))
+        # window j's 100 px core starts at col + 16 + 8 j; pixels from column 150 on are valid
+        valid_px = np.clip(col + 16 + 8 * np.arange(9) + 100 - 150, 0, 100)
+        expect = np.broadcast_to(valid_px < 50, (9, 9))
+        labels = plain[i][1][..., 0].numpy()
+        assert np.array_equal(labels == IGNORE, expect)
+        assert ((turned[i][1][..., 0].numpy() == IGNORE).sum()) == expect.sum()
+        straddling += bool(expect.any() and not expect.all())
+    assert straddling > 0

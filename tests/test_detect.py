@@ -67,7 +67,7 @@ def same_points(a, b, tol=1.0):
 # Detection F1 of the deployed bundle on unseen scenes at 10 m, at its calibrated stride (8 px), threshold and
 # merge radius: the issue asks for >= 0.9. These two 2048² scenes measure 1.000 (11 of 11 found, none false);
 # the floor is the issue's, which tolerates two crossings flipped by platform rounding (one gives 0.952). On
-# three unseen 4096² scenes the bundle measures 0.916 (scripts/eval_bundle.py, README).
+# three unseen 4096² scenes the bundle measures 0.916 (scripts/eval_bundle.py, docs/model.md).
 F1_FLOOR = 0.9
 
 
@@ -187,14 +187,14 @@ def test_dense_and_chip_engines_score_the_same_windows(scenes, bundle, stride, b
     """Same windows, same scores up to float rounding, at the default stride and at a fine one."""
     scene = scenes[0]
     with open_source(scene / "naip.tif") as src:
-        from geodrain.detect import BlockReader, make_engine, run_config
+        from geodrain.blocks import BlockReader
+        from geodrain.infer.config import make_engine, run_config
         from geodrain.infer.runtime import resolve_device
 
-        opts = DetectOptions(device="cpu")
         grid = WindowGrid(src.grid.width, src.grid.height, 100, stride, bundle.context_px)
         plan = plan_blocks(grid, block_px)[5]
         block = BlockReader(src, grid, None, 0.5, 1, 1).prepare(plan)
-        cfg = run_config(bundle, opts, resolve_device("cpu"))
+        cfg = run_config(bundle, resolve_device("cpu"))
         dense = make_engine("dense", bundle, cfg, grid, block_px).run(block)
         chip = make_engine("chip", bundle, cfg, grid, block_px).run(block)
     assert len(dense.rows) > 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from geodrain.datasets.targets import encode_boxes
+from geodrain.model.boxes import encode_boxes
 from geodrain.infer.base import WindowScores
 from geodrain.merge import Candidates, decode, merge_candidates
 from geodrain.window import Block, BlockPlan, WindowGrid
@@ -52,3 +52,25 @@ def test_merge_is_greedy_by_score_without_chaining():
     assert m.score.tolist() == pytest.approx([1.0, 0.9])
     assert m.xy.tolist() == [[8.0, 0.0], [24.0, 0.0]]               # score-weighted mean of 0, 8, 16
     assert len(merge_candidates(Candidates(), 10.0)) == 0
+
+
+def test_the_post_processing_path_thresholds_merges_clips_and_matches():
+    from geodrain.postprocess import MergeRule, crossings_at, outcome_at
+
+    # two crossings: windows at x = 0, 4 (scores 0.9, 0.6) and x = 100 (0.7); window centres 1 m to the left
+    xy = np.array([[0.0, 0.0], [4.0, 0.0], [100.0, 0.0]])
+    c = Candidates(xy, np.array([0.9, 0.6, 0.7], np.float32), np.full((3, 2), 8.0, np.float32), xy - [1.0, 0.0],
+                   floor=0.5)
+    assert c.at(0.5) is c and c.at(0.3) is c                           # nothing below the floor to drop
+    low = crossings_at(c, 0.5, 10.0)
+    assert low.n_windows.tolist() == [2, 1]
+    assert low.xy[0].tolist() == pytest.approx([(0.9 * 0 + 0.6 * 4) / 1.5, 0.0])
+    high = crossings_at(c, 0.65, 10.0)                                 # the 0.6 window no longer places it
+    assert high.xy.tolist() == [[0.0, 0.0], [100.0, 0.0]] and high.n_windows.tolist() == [1, 1]
+    inside = crossings_at(c, 0.5, 10.0, inside=lambda p: p[:, 0] > 50)
+    assert inside.xy.tolist() == [[100.0, 0.0]] and inside.score.tolist() == pytest.approx([0.7])
+    centres = crossings_at(c, 0.65, 10.0, rule=MergeRule(at_centres=True))
+    assert centres.xy.tolist() == [[-1.0, 0.0], [99.0, 0.0]]
+    truth = np.array([[1.0, 0.0], [300.0, 0.0]])
+    o = outcome_at(c, truth, 0.65, 10.0, 2.0)
+    assert (o.true_positives, o.false_positives, o.missed.tolist()) == (1, 1, [1])

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from geodrain.datasets.targets import encode_boxes
+from geodrain.model.boxes import encode_boxes
 from geodrain.training.metrics import average_precision, best_f1_threshold, box_ap, box_iou, chip_metrics
 
 

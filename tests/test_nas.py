@@ -21,7 +21,6 @@ from geodrain.errors import SearchError
 from geodrain.model import load_bundle
 from geodrain.model.arch import Arch
 from geodrain.nas import DB_NAME, build_space, read_csv, search
-from geodrain.nas import context as nas_context
 from geodrain.nas.candidates import train_candidate
 from geodrain.nas.efficiency import Measurement
 from geodrain.nas.plot import pareto_front
@@ -141,7 +140,7 @@ def test_exact_equals_brute_force(tmp_path, data, space, config):
 
 
 # -- resuming -------------------------------------------------------------------------------------------------
-def test_exact_resumes_after_budget_and_interruption(tmp_path, data, space, config, monkeypatch):
+def test_exact_resumes_after_budget_and_interruption(tmp_path, data, space, config):
     out = tmp_path / "resume"
     with pytest.raises(SearchError, match="trials budget ran out.*raise --trials"):
         run(data, out, space, config, min_ap=1.01, trials=1)
@@ -151,14 +150,12 @@ def test_exact_resumes_after_budget_and_interruption(tmp_path, data, space, conf
         calls.append(arch.key)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(nas_context, "train_candidate", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run(data, out, space, config, min_ap=1.01)
-    monkeypatch.setattr(nas_context, "train_candidate",
-                        lambda d, c, arch: calls.append(arch.key) or train_candidate(d, c, arch))
+        run(data, out, space, config, min_ap=1.01, trainer=interrupted)
     first = read_csv(out / "leaderboard.csv")
     with pytest.raises(SearchError, match="no feasible architecture: none of the 4"):
-        run(data, out, space, config, min_ap=1.01)
+        run(data, out, space, config, min_ap=1.01,
+            trainer=lambda d, c, arch: calls.append(arch.key) or train_candidate(d, c, arch))
     # the interrupted architecture was trained again, the finished one was not; nothing was re-measured
     assert calls[0] == calls[1] and len(calls) == 1 + 3
     trained_first = [r["key"] for r in first if r["ap"]]
@@ -218,7 +215,9 @@ def test_cli_writes_leaderboard_plot_and_bundle(tmp_path, chips):
     assert len(rows) == 4 and [r["rank"] for r in rows] == ["1", "2", "3", "4"]
     win = [r for r in rows if r["status"] == "winner"]
     assert len(win) == 1 and win[0]["rank"] == "1" and win[0]["feasible"] == "yes"
-    assert float(win[0]["efficiency"]) == pytest.approx(1e3 / float(win[0]["latency_ms_b1"]), rel=1e-3)
+    # e(n) = 1 / latency, up to the CSV's rounding (efficiency to 0.1 chips/s, which on a loaded machine running
+    # at a few chips/s is more than 1e-3 of it)
+    assert float(win[0]["efficiency"]) == pytest.approx(1e3 / float(win[0]["latency_ms_b1"]), rel=1e-3, abs=0.051)
     assert sum(1 for r in rows if r["ap"]) == 1                 # exact trained only the winner
     assert (out / "pareto.png").stat().st_size > 1000
     b = load_bundle(out / "winner")

@@ -153,7 +153,7 @@ def test_mixed_crs_mosaic_is_refused(tmp_path):
 def test_block_cache_is_sized_to_concurrent_reads_not_to_the_raster(tmp_path):
     from rasterio.env import get_gdal_config
 
-    from geodrain.read import MAX_CACHE_BYTES, MIN_CACHE_BYTES, block_cache, cache_bytes
+    from geodrain.blocks import MAX_CACHE_BYTES, MIN_CACHE_BYTES, block_cache, cache_bytes
 
     src = open_source(write_raster(tmp_path / "a.tif", noise_image(1024, 1024), block=128), (1, 2, 3, 4), 1.0)
     # 64 threads x blocks of 520² px on 128² tiles: (5 + 1)² tiles x 128² px x 4 bands each, 25 % margin
@@ -175,7 +175,7 @@ def test_read_threads_follow_the_engine():
 
     import torch
 
-    from geodrain.detect import default_read_threads
+    from geodrain.blocks import default_read_threads
 
     assert default_read_threads(torch.device("cpu"), "dense") == 2
     assert default_read_threads(torch.device("cuda"), "chip") == 2

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from geodrain.datasets.augment import dihedral
-from geodrain.datasets.targets import decode_boxes, encode_boxes, grid_targets
+from geodrain.datasets.targets import grid_targets
+from geodrain.model.boxes import decode_boxes, encode_boxes
 
 
 def test_grid_targets_labels():

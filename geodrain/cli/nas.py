@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import click
-from tqdm import tqdm
 
 from .options import device_opt, overwrite_opt, parse_int_list, quiet_opt, seed_opt
 
@@ -64,6 +63,11 @@ def nas(data, output, strategy, min_ap, metric, space, k1, spp, fc, width, trial
     """Maximize inference efficiency e(n) subject to validation AP a(n) >= A over DATA (scene folders from
     `geodrain synth`, or VOC chip folders). Writes OUTPUT/leaderboard.{csv,md}, OUTPUT/pareto.png and the
     winning bundle OUTPUT/winner/; OUTPUT/nas.db lets an interrupted search resume."""
+    from tqdm import tqdm
+
+    from ..errors import import_optional
+
+    import_optional("optuna", "research", "the architecture search")
     from ..nas import build_space, search
     from ..training import TrainConfig
 

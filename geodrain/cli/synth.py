@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..synth import generate_scene
 from .options import overwrite_opt, quiet_opt, seed_opt
 
 
@@ -21,6 +20,8 @@ def synth(outdir: str, seed: int, size: int, overwrite: bool, quiet: bool) -> No
 
     The same --seed and --size always give the same scene.
     """
+    from ..synth import generate_scene
+
     bars: list = []
 
     def progress(done: int, total: int) -> None:

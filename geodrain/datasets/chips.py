@@ -3,14 +3,12 @@
 Positives are 100 x 100 m chips centred on each crossing with a few metres of jitter; negatives are random
 chips and *hard* negatives near roads, road intersections, waterways and streams (the scene's
 ``hard_negatives`` layer), all at least ``NEG_PX`` from any crossing so the centre rule of
-:mod:`geodrain.datasets.targets` labels them unambiguously.
+:mod:`geodrain.datasets.targets` labels them unambiguously. Chips are cut from the scene as detection reads
+it (:meth:`geodrain.datasets.scene.Scene.read`): on the model's grid, 8-bit.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +20,10 @@ from tqdm import tqdm
 
 from ..errors import DatasetError
 from ..model.sppnet import WINDOW_PX
-from ..write import check_output_folder
-from .scene import Scene, open_scene, read_crop
-from .targets import NEG_PX
+from ..output import atomic_folder, check_output_folder
+from ..window import MIN_VALID
+from .scene import Scene, open_scene
+from .targets import IGNORE, NEG_PX
 from .voc import write_annotation
 
 
@@ -86,43 +85,36 @@ def write_chips(raster: str | Path, truth: str | Path | None, out: str | Path, *
     sizes_px = scene.crossings.sizes_m / gsd
     kinds = scene.crossings.kinds
     stem = prefix or scene.raster.parent.name or scene.raster.stem
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    os.chmod(tmp, 0o755)
     jobs = [("pos", p) for p in pos] + [("hard", p) for p in hard] + [("neg", p) for p in rand]
-    try:
-        with rasterio.open(scene.raster) as src:
-            profile = dict(driver="GTiff", dtype="uint8", count=min(src.count, 4), width=size, height=size,
-                           crs=src.crs, compress="deflate")
-            for i, (tag, centre) in enumerate(tqdm(jobs, desc="chips", unit="chip", disable=quiet)):
-                col = int(np.floor(centre[0])) - size // 2
-                row = int(np.floor(centre[1])) - size // 2
-                img = read_crop(src, col, row, size, tuple(range(1, profile["count"] + 1)))
-                name = f"{stem}_{tag}_{i:05d}"
-                tf = window_transform(Window(col, row, size, size), src.transform)
-                with rasterio.open(tmp / f"{name}.tif", "w", transform=tf, **profile) as dst:
-                    dst.write(img)
-                    dst.descriptions = ("red", "green", "blue", "nir")[: profile["count"]]
-                local = cross_px - np.array([col, row])
-                keep = (local[:, 0] >= 0) & (local[:, 0] < size) & (local[:, 1] >= 0) & (local[:, 1] < size)
-                half = sizes_px[keep] / 2
-                boxes = np.column_stack([local[keep] - half, local[keep] + half])
-                boxes = np.clip(boxes, 0, size)
-                names = [k if k in ("culvert", "bridge") else "culvert" for k in kinds[keep]]
-                write_annotation(tmp / f"{name}.xml", f"{name}.tif", size, size, profile["count"], boxes,
-                                 local[keep], names, context_px)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    bands = scene.source.bands
+    profile = dict(driver="GTiff", dtype="uint8", count=len(bands), width=size, height=size, crs=scene.crs,
+                   compress="deflate")
+    with atomic_folder(out) as tmp:
+        for i, (tag, centre) in enumerate(tqdm(jobs, desc="chips", unit="chip", disable=quiet)):
+            col = int(np.floor(centre[0])) - size // 2
+            row = int(np.floor(centre[1])) - size // 2
+            img, _ = scene.read(col, row, size)
+            name = f"{stem}_{tag}_{i:05d}"
+            tf = window_transform(Window(col, row, size, size), scene.transform)
+            with rasterio.open(tmp / f"{name}.tif", "w", transform=tf, **profile) as dst:
+                dst.write(img)
+                dst.descriptions = ("red", "green", "blue", "nir")[: len(bands)]
+            local = cross_px - np.array([col, row])
+            keep = (local[:, 0] >= 0) & (local[:, 0] < size) & (local[:, 1] >= 0) & (local[:, 1] < size)
+            half = sizes_px[keep] / 2
+            boxes = np.column_stack([local[keep] - half, local[keep] + half])
+            boxes = np.clip(boxes, 0, size)
+            names = [k if k in ("culvert", "bridge") else "culvert" for k in kinds[keep]]
+            write_annotation(tmp / f"{name}.xml", f"{name}.tif", size, size, len(bands), boxes,
+                             local[keep], names, context_px)
     return ChipSummary(out, len(pos), len(rand), len(hard))
 
 
 def chip_arrays(scene: Scene, context_px: int, rng: np.random.Generator, *, jitter_m: float = 4.0,
                 neg_ratio: float = 2.0, hard_fraction: float = 0.5, positives: np.ndarray | None = None,
                 bands: tuple[int, ...] = (1, 2, 3, 4)) -> tuple[np.ndarray, np.ndarray]:
-    """Chips of a scene in memory, as :func:`write_chips` would cut them: (N, C, S, S) uint8, (N, 5) targets.
+    """Chips of a scene in memory, as :func:`write_chips` would cut them: (N, C, S, S) uint8, (N, 5) targets
+    (a chip whose window detection would skip for nodata is labelled ignored).
 
     ``positives`` (a boolean mask over the scene's crossings) restricts which crossings get centred chips
     (all are still used for labelling).
@@ -141,10 +133,12 @@ def chip_arrays(scene: Scene, context_px: int, rng: np.random.Generator, *, jitt
     centres = np.concatenate([pos, hard, rand]) if len(pos) + len(hard) + len(rand) else np.zeros((0, 2))
     imgs = np.zeros((len(centres), len(bands), size, size), np.uint8)
     targets = np.zeros((len(centres), 5), np.float32)
-    with rasterio.open(scene.raster) as src:
-        for i, c in enumerate(centres):
-            col = int(np.floor(c[0])) - size // 2
-            row = int(np.floor(c[1])) - size // 2
-            imgs[i] = read_crop(src, col, row, size, bands)
-            targets[i] = grid_targets(cross_px - np.array([col, row]), sizes_px, size / 2, 8.0, 1, 1)[0, 0]
+    core = slice(context_px, context_px + WINDOW_PX)
+    for i, c in enumerate(centres):
+        col = int(np.floor(c[0])) - size // 2
+        row = int(np.floor(c[1])) - size // 2
+        imgs[i], valid = scene.read(col, row, size, bands)
+        targets[i] = grid_targets(cross_px - np.array([col, row]), sizes_px, size / 2, 8.0, 1, 1)[0, 0]
+        if valid[core, core].mean() < MIN_VALID:     # a window detection would skip is not trained
+            targets[i, 0] = IGNORE
     return imgs, targets

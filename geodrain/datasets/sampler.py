@@ -3,24 +3,25 @@
 Each sample is a square crop with context around a grid of windows at the dense feature stride (8 px), so
 one trunk pass trains many windows at once, and the computation is the one that dense detection runs. Crops
 are centred near a crossing, near a hard negative, or anywhere, with random dihedral augmentation; window
-labels follow :func:`geodrain.datasets.targets.grid_targets`. Reads are windowed (rasterio), one dataset
-handle per worker process; nothing is loaded whole.
+labels follow :func:`geodrain.datasets.targets.grid_targets`. Crops are read as detection reads
+(:meth:`geodrain.datasets.scene.Scene.read`: model GSD, 8-bit scaling, validity), windowed, with dataset
+handles per worker process; nothing is loaded whole. A window detection would skip (valid share below
+:data:`geodrain.window.MIN_VALID`) is not trained.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
-import rasterio
 import torch
 
 from ..errors import DatasetError
 from ..model.sppnet import FEATURE_STRIDE, WINDOW_PX
+from ..window import MIN_VALID, BlockPlan, WindowGrid, valid_fraction
 from .augment import random_dihedral
-from .scene import Scene, read_crop
-from .targets import grid_targets
+from .scene import Scene
+from .targets import IGNORE, grid_targets
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,19 @@ class CropSpec:
     @property
     def first_centre(self) -> float:
         return self.context_px + WINDOW_PX / 2
+
+    def valid_windows(self, valid: np.ndarray) -> np.ndarray:
+        """(windows, windows) bool: the crop's windows with enough valid pixels to be evaluated."""
+        n = self.windows
+        grid = WindowGrid(self.size, self.size, WINDOW_PX, FEATURE_STRIDE, self.context_px)
+        plan = BlockPlan(0, 0, 0, n, n, 0, 0, self.size, self.size)
+        return valid_fraction(valid, plan, grid) >= MIN_VALID
+
+
+def ignore_invalid(target: np.ndarray, valid_windows: np.ndarray) -> np.ndarray:
+    """``target`` (rows, cols, 5) with the label of every window not in ``valid_windows`` set to ignored."""
+    target[..., 0] = np.where(valid_windows, target[..., 0], IGNORE)
+    return target
 
 
 class SceneCropDataset(torch.utils.data.Dataset):
@@ -73,7 +87,6 @@ class SceneCropDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
-        self._handles: dict[tuple[int, int], rasterio.io.DatasetReader] = {}
         self._cross = [s.to_pixels(s.crossings.xy) if len(s.crossings) else np.zeros((0, 2)) for s in scenes]
         self._sizes = [s.crossings.sizes_m / s.gsd for s in scenes]
         self._hard = [s.to_pixels(s.hard_negatives.xy) if len(s.hard_negatives) else np.zeros((0, 2))
@@ -139,12 +152,6 @@ class SceneCropDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def _src(self, k: int):
-        key = (os.getpid(), k)
-        if key not in self._handles:
-            self._handles[key] = rasterio.open(self.scenes[k].raster)
-        return self._handles[key]
-
     def crop_origin(self, i: int, rng: np.random.Generator) -> tuple[int, int, int]:
         """(scene index, column, row) of crop ``i``'s top-left corner, drawn from ``rng``."""
         k = int(rng.integers(len(self.scenes)))
@@ -174,17 +181,18 @@ class SceneCropDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, i))
         k, col, row = self.crop_origin(i, rng)
         size = self.spec.size
-        img = read_crop(self._src(k), col, row, size, self.bands)
+        img, valid = self.scenes[k].read(col, row, size, self.bands)
         pts = self._cross[k] - np.array([col, row])
         near = (pts[:, 0] > -64) & (pts[:, 0] < size + 64) & (pts[:, 1] > -64) & (pts[:, 1] < size + 64)
         pts, sizes = pts[near], self._sizes[k][near]
+        partial = not valid.all()
         if self.augment:
-            img, pts, sizes = random_dihedral(img, pts, sizes, rng)
+            # the validity mask turns with the image (one more channel: the same draws from rng)
+            stack = np.concatenate([img, valid[None].astype(np.uint8)]) if partial else img
+            stack, pts, sizes = random_dihedral(stack, pts, sizes, rng)
+            img, valid = (stack[:-1], stack[-1] > 0) if partial else (stack, valid)
         n = self.spec.windows
         target = grid_targets(pts, sizes, self.spec.first_centre, FEATURE_STRIDE, n, n)
-        return torch.from_numpy(img), torch.from_numpy(target)
-
-    def __getstate__(self):  # dataset handles do not pickle; workers reopen their own
-        state = dict(self.__dict__)
-        state["_handles"] = {}
-        return state
+        if partial:
+            target = ignore_invalid(target, self.spec.valid_windows(valid))
+        return torch.from_numpy(np.ascontiguousarray(img)), torch.from_numpy(target)

@@ -1,8 +1,12 @@
-"""A labelled scene: a raster and its truth crossings (and hard negatives), in the raster's pixel frame.
+"""A labelled scene: a raster and its truth crossings (and hard negatives), on the model's pixel grid.
 
 A scene folder as written by ``geodrain synth`` holds ``naip.tif`` and ``truth.gpkg`` (layers
 ``crossings`` with the structure box ``box_xmin .. box_ymax``, and ``hard_negatives``); ``geodrain mine``
 adds ``mined.gpkg``, a trained model's false positives and missed crossings on it.
+
+The raster is opened as detection opens it (:func:`geodrain.read.open_source`): resampled to the model's
+GSD, scaled to 8 bit when it is not, with its validity mask. Pixel coordinates of a scene are on that grid,
+and :meth:`Scene.read` cuts training crops from it, so training sees the pixels detection sees.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from ..errors import DatasetError, RasterError, VectorError
+from ..read import RasterSource, open_source
 
 DEFAULT_SIZE_M = 16.0
 
@@ -100,7 +105,8 @@ def _read_csv_points(path: Path):
 
 @dataclass
 class Scene:
-    """A raster with truth crossings and hard negatives in its CRS."""
+    """A raster with truth crossings and hard negatives in its CRS; ``transform``, ``width`` and ``height``
+    are those of the model-GSD grid it is read on (``source``)."""
 
     raster: Path
     truth: Path
@@ -110,10 +116,11 @@ class Scene:
     transform: object
     width: int
     height: int
-    count: int
+    count: int                      # bands of the file
     lines: dict | None = None       # name -> (N, 2) map points sampled along roads and streams
     mined: PointSet | None = None   # hard examples of a trained model (``geodrain mine``): kinds
                                     # ``false_positive`` and ``missed``
+    source: RasterSource | None = None
 
     @property
     def gsd(self) -> float:
@@ -125,10 +132,24 @@ class Scene:
         cols, rows = inv @ (xy[:, 0], xy[:, 1])
         return np.column_stack([cols, rows]).astype(np.float64)
 
+    def read(self, col: int, row: int, size: int, bands: tuple[int, ...] | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """A (C, size, size) uint8 crop at pixel (col, row) and its validity, read as detection reads
+        (invalid and zero outside the raster); ``bands`` are file bands among the scene's (default: all)."""
+        data, valid = self.source.read(row, col, size, size)
+        if bands is not None and tuple(bands) != self.source.bands:
+            missing = [b for b in bands if b not in self.source.bands]
+            if missing:
+                raise DatasetError(f"{self.raster} has no band {missing[0]} to read")
+            data = data[[self.source.bands.index(b) for b in bands]]
+        return data, valid
+
 
 def open_scene(raster: str | Path, truth: str | Path | None = None, *, mined: bool = True) -> Scene:
     """A scene from a folder (``naip.tif`` + ``truth.gpkg``) or an explicit raster and truth file; with
     ``mined``, also the hard examples in ``mined.gpkg`` beside the raster, where there is one."""
+    from ..model.sppnet import GSD_M
+
     raster = Path(raster)
     if raster.is_dir():
         folder = raster
@@ -138,11 +159,12 @@ def open_scene(raster: str | Path, truth: str | Path | None = None, *, mined: bo
         raise DatasetError(f"no truth file given for {raster}")
     try:
         with rasterio.open(raster) as src:
-            crs, transform, width, height, count = src.crs, src.transform, src.width, src.height, src.count
+            count = src.count
     except RasterioIOError as e:
         raise RasterError(f"cannot open raster {raster}: {str(e).splitlines()[0][:200]}") from None
-    if crs is None:
-        raise RasterError(f"raster has no CRS: {raster}")
+    source = open_source(raster, tuple(range(1, min(count, 4) + 1)), GSD_M, "auto")
+    grid = source.grid
+    crs = grid.crs
     crossings = read_points(truth, "crossings", crs=crs, required=False) if _has_layer(truth, "crossings") \
         else read_points(truth, None, crs=crs)
     hard = read_points(truth, "hard_negatives", crs=crs, required=False)
@@ -151,8 +173,8 @@ def open_scene(raster: str | Path, truth: str | Path | None = None, *, mined: bo
     mined_file = Path(raster).parent / "mined.gpkg"
     hard_examples = read_points(mined_file, "mined", crs=crs, required=False) \
         if mined and mined_file.is_file() else None
-    return Scene(Path(raster), Path(truth), crossings, hard, crs, transform, width, height, count, lines,
-                 hard_examples)
+    return Scene(Path(raster), Path(truth), crossings, hard, crs, grid.transform, grid.width, grid.height, count,
+                 lines, hard_examples, source)
 
 
 def line_points(path: Path, crs, spacing: float = 20.0) -> np.ndarray:
@@ -184,17 +206,3 @@ def _has_layer(path: str | Path, layer: str) -> bool:
         return layer in [name for name, _ in pyogrio.list_layers(path)]
     except Exception:  # noqa: BLE001
         raise VectorError(f"cannot read vector file {path}") from None
-
-
-def read_crop(src, col: int, row: int, size: int, bands: tuple[int, ...] | None = None) -> np.ndarray:
-    """A (C, size, size) uint8 crop at pixel (col, row), zero outside the raster (boundless)."""
-    from rasterio.windows import Window
-
-    idx = list(bands) if bands else list(range(1, src.count + 1))
-    out = np.zeros((len(idx), size, size), np.uint8)
-    c0, r0 = max(col, 0), max(row, 0)
-    c1, r1 = min(col + size, src.width), min(row + size, src.height)
-    if c1 > c0 and r1 > r0:
-        data = src.read(idx, window=Window(c0, r0, c1 - c0, r1 - r0))
-        out[:, r0 - row:r1 - row, c0 - col:c1 - col] = data
-    return out

@@ -6,34 +6,18 @@ between. Detection slides windows at a stride of at most ``2 * pos_px``, so ever
 that must fire; the box head regresses the crossing's offset from the window centre and the structure's
 size, so overlapping positive windows agree on one point.
 
-Box coding (shared with decoding at detection time): ``dx = offset_x / 50``, ``dy = offset_y / 50`` (pixels,
-x right, y down), ``lw = log(width / 16)``, ``lh = log(height / 16)``.
+The box coding is the model's (:mod:`geodrain.model.boxes`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-OFFSET_SCALE = 50.0
-SIZE_SCALE = 16.0
+from ..model.boxes import encode_boxes
+
 POS_PX = 16.0
 NEG_PX = 32.0
 IGNORE = -1.0
-
-
-def encode_boxes(offsets: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """(N, 2) offsets and (N, 2) sizes in px -> (N, 4) regression targets."""
-    sizes = np.maximum(np.asarray(sizes, np.float32), 1.0)
-    return np.concatenate([np.asarray(offsets, np.float32) / OFFSET_SCALE,
-                           np.log(sizes / SIZE_SCALE)], 1).astype(np.float32)
-
-
-def decode_boxes(reg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 4) regression outputs -> (offsets px (N, 2), sizes px (N, 2))."""
-    reg = np.asarray(reg, np.float32)
-    offsets = reg[:, :2] * OFFSET_SCALE
-    sizes = SIZE_SCALE * np.exp(np.clip(reg[:, 2:4], -4.0, 4.0))
-    return offsets, sizes
 
 
 def grid_targets(points: np.ndarray, sizes: np.ndarray, first_centre: float, step: float, rows: int,

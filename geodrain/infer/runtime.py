@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from ..errors import DeviceError
+from ..errors import DeviceError, import_optional
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -36,9 +36,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise DeviceError(f"unknown device {device!r}: use auto, cpu or cuda") from None
 
 
-def ort_providers(device: torch.device) -> list[str]:
-    import onnxruntime as ort
+def onnxruntime():
+    """ONNX Runtime, an optional extra (``geodrain[cpu]``, or ``geodrain[gpu]`` on a CUDA machine)."""
+    return import_optional("onnxruntime", "cpu", "the ONNX backend (ONNX Runtime)")
 
+
+def ort_providers(device: torch.device) -> list[str]:
+    ort = onnxruntime()
     available = ort.get_available_providers()
     if device.type == "cuda":
         if "CUDAExecutionProvider" not in available:
@@ -140,8 +144,7 @@ class ChipRunner:
         self._session = None
         self._graphs: dict[int, GraphedCall] = {}
         if config.backend == "onnx":
-            import onnxruntime as ort
-
+            ort = onnxruntime()
             if onnx_path is None:
                 raise DeviceError("the ONNX backend needs the bundle's model.onnx")
             opts = ort.SessionOptions()
@@ -233,7 +236,3 @@ def measure_chip_throughput(model: torch.nn.Module, config: RunConfig, iters: in
     med = statistics.median(times)
     return {"config": config.label, "batch_size": config.batch_size, "batch_ms": med * 1e3,
             "ms_per_chip": med * 1e3 / config.batch_size, "chips_per_s": config.batch_size / med}
-
-
-def with_batch(config: RunConfig, batch_size: int) -> RunConfig:
-    return replace(config, batch_size=int(batch_size))

@@ -11,6 +11,9 @@
 A bundle is written to a temporary folder beside its destination and renamed into place, so a
 half-written bundle never looks complete. Loading checks the manifest, the checksums and that the weights
 fit the declared architecture; every failure is a one-line :class:`~geodrain.errors.BundleError`.
+
+The deployed bundle ships with the package (the repository's top-level ``models/`` folder is installed as
+the package data :mod:`geodrain.deployed`); ``$GEODRAIN_MODEL`` overrides it.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +31,10 @@ import torch
 
 from .. import __version__
 from ..errors import BundleError
-from ..write import check_output_folder
+from ..output import atomic_folder, check_output_folder, write_json
 from .arch import Arch
-from .sppnet import SPPNet, WINDOW_PX
+from .boxes import CODING
+from .sppnet import GSD_M, SPPNet, WINDOW_PX
 
 FORMAT = "geodrain-bundle/1"
 MANIFEST = "manifest.json"
@@ -41,7 +43,8 @@ ONNX = "model.onnx"
 NAIP_BANDS = ("red", "green", "blue", "nir")
 ONNX_TOLERANCE = 1e-4
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEPLOYED_PACKAGE = "geodrain.deployed"                              # models/ as installed package data
+CHECKOUT_MODELS = Path(__file__).resolve().parents[2] / "models"   # models/ of a source checkout
 
 
 def sha256_file(path: str | Path) -> str:
@@ -52,15 +55,31 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def models_dir() -> Path | None:
+    """The folder of deployed bundles: the installed package data, else the source checkout's ``models/``."""
+    from importlib import resources
+
+    try:   # a folder without __init__.py: files() gives a MultiplexedPath, its children are real paths
+        pointer = resources.files(DEPLOYED_PACKAGE) / "DEFAULT"
+    except ModuleNotFoundError:
+        pointer = None
+    if isinstance(pointer, Path) and pointer.is_file():
+        return pointer.parent
+    if (CHECKOUT_MODELS / "DEFAULT").is_file():
+        return CHECKOUT_MODELS
+    return None
+
+
 def default_bundle_path() -> Path:
-    """The deployed bundle: ``$GEODRAIN_MODEL``, else the folder named in ``models/DEFAULT``."""
+    """The deployed bundle: ``$GEODRAIN_MODEL``, else the folder named in ``DEFAULT`` of :func:`models_dir`."""
     env = os.environ.get("GEODRAIN_MODEL")
     if env:
         return Path(env)
-    pointer = MODELS_DIR / "DEFAULT"
-    if not pointer.is_file():
-        raise BundleError(f"no default model bundle: set GEODRAIN_MODEL or pass --model ({pointer} missing)")
-    return MODELS_DIR / pointer.read_text().strip()
+    folder = models_dir()
+    if folder is None:
+        raise BundleError("no default model bundle is installed: set GEODRAIN_MODEL to a bundle folder "
+                          "or give a model bundle")
+    return folder / (folder / "DEFAULT").read_text().strip()
 
 
 def device_class(device: str | torch.device) -> str:
@@ -153,7 +172,7 @@ class Bundle:
                 _deep_merge(self.manifest[key], value)
             else:
                 self.manifest[key] = value
-        _write_json_atomic(self.path / MANIFEST, self.manifest)
+        write_json(self.path / MANIFEST, self.manifest)
 
 
 def _deep_merge(into: dict, new: dict) -> None:
@@ -162,18 +181,6 @@ def _deep_merge(into: dict, new: dict) -> None:
             _deep_merge(into[k], v)
         else:
             into[k] = v
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_bundle(path: str | Path | None = None) -> Bundle:
@@ -225,8 +232,9 @@ def _load_model(folder: Path, manifest: dict) -> SPPNet:
     return model.eval()
 
 
-def export_onnx(model: SPPNet, path: str | Path, batch: int = 2) -> float:
-    """Export the chip model with a dynamic batch; returns max |onnx - torch| on random chips."""
+def export_onnx(model: SPPNet, path: str | Path, batch: int = 2) -> float | None:
+    """Export the chip model with a dynamic batch; returns max |onnx - torch| on random chips, or None when
+    ONNX Runtime is not installed to check it."""
     model = model.eval().cpu()
     x = torch.rand(batch, model.arch.bands, model.input_px, model.input_px) * 255
     with warnings.catch_warnings():
@@ -237,8 +245,12 @@ def export_onnx(model: SPPNet, path: str | Path, batch: int = 2) -> float:
     return onnx_parity(model, path)
 
 
-def onnx_parity(model: SPPNet, path: str | Path, n: int = 3, seed: int = 0) -> float:
-    import onnxruntime as ort
+def onnx_parity(model: SPPNet, path: str | Path, n: int = 3, seed: int = 0) -> float | None:
+    """Max |onnx - torch| on random chips (ONNX Runtime on the CPU); None without ONNX Runtime."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     g = torch.Generator().manual_seed(seed)
@@ -254,16 +266,15 @@ def save_bundle(model: SPPNet, dest: str | Path, *, name: str | None = None, ove
     """Write ``model`` as a bundle folder at ``dest`` (weights, ONNX, manifest), atomically.
 
     ``manifest_sections`` (training, metrics, threshold, inference ...) are stored as given. The ONNX
-    export is checked against torch and refused if they differ by more than 1e-4.
+    export is checked against torch with ONNX Runtime and refused if they differ by more than 1e-4; without
+    ONNX Runtime (an optional extra) the check is skipped and the manifest says so.
     """
     dest = check_output_folder(dest, overwrite)
     model = model.eval().cpu()
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
-    try:
-        os.chmod(tmp, 0o755)
+    with atomic_folder(dest) as tmp:
         torch.save(model.state_dict(), tmp / WEIGHTS)
         parity = export_onnx(model, tmp / ONNX)
-        if parity > ONNX_TOLERANCE:
+        if parity is not None and parity > ONNX_TOLERANCE:
             raise BundleError(f"ONNX export differs from torch by {parity:.2e} (> {ONNX_TOLERANCE})")
         manifest: dict[str, Any] = {
             "format": FORMAT,
@@ -274,32 +285,23 @@ def save_bundle(model: SPPNet, dest: str | Path, *, name: str | None = None, ove
             "bands": list(NAIP_BANDS[: model.arch.bands]),
             "input": "raw digital numbers (8-bit scale), band order as 'bands'; the model normalizes",
             "normalization": {"mean": model.mean.tolist(), "std": model.std.tolist()},
-            "gsd_m": 1.0,
+            "gsd_m": GSD_M,
             "window_px": WINDOW_PX,
             "context_px": model.context_px,
             "feature_stride": 8,
             "threshold": 0.5,
             "merge_radius_m": 20.0,
             "outputs": ["crossing_logit", "dx", "dy", "log_w", "log_h"],
-            "box_coding": "dx, dy: offset of the crossing from the window centre / 50 px (x right, y down); "
-                          "log_w, log_h: log(structure size px / 16)",
+            "box_coding": CODING,
             "onnx_parity_max_abs": parity,
         }
+        if parity is None:
+            manifest["onnx_parity_note"] = ("not checked: ONNX Runtime was not installed when the bundle was "
+                                            "saved (pip install 'geodrain[cpu]')")
         for key, value in manifest_sections.items():
             if value is not None:
                 manifest[key] = value
         manifest["files"] = {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size}
                              for f in (WEIGHTS, ONNX)}
-        _write_json_atomic(tmp / MANIFEST, manifest)
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            dest.rename(old)
-            tmp.rename(dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json(tmp / MANIFEST, manifest, sort_keys=False)
     return Bundle(dest, manifest, model)

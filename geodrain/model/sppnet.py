@@ -24,6 +24,7 @@ from .arch import Arch
 
 FEATURE_STRIDE = 8
 WINDOW_PX = 100
+GSD_M = 1.0  # metres per model pixel: inputs are resampled to it
 WINDOW_CELLS = WINDOW_PX // FEATURE_STRIDE  # 12: 100 -> 50 -> 25 -> 12
 OUTPUTS = 5  # crossing logit, box dx, dy, log w, log h
 

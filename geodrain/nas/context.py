@@ -18,6 +18,9 @@ from .efficiency import EfficiencySetup, Measurement, measure_arch
 from .study import SearchStore, TrainingRecord
 
 Incumbent = Callable[[Arch, TrainingRecord, TrainResult, Measurement], None]
+Trainer = Callable[[TrainingData, TrainConfig, Arch], "tuple[TrainingRecord, TrainResult]"]
+"""Trains one candidate: (data, hyper-parameters, architecture) -> (its record, its result); the default is
+:func:`geodrain.nas.candidates.train_candidate`."""
 
 
 @dataclass
@@ -35,6 +38,7 @@ class SearchContext:
     progress: bool = True
     log: Callable[[str], None] = lambda m: None
     on_incumbent: Incumbent | None = None
+    trainer: Trainer = train_candidate
     measured: dict[str, Measurement] = field(default_factory=dict)
     trained: dict[str, TrainingRecord] = field(default_factory=dict)
     new_measurements: int = 0
@@ -86,7 +90,7 @@ class SearchContext:
         rec = self.trained.get(arch.key)
         if rec is not None:
             return rec, False
-        rec, result = train_candidate(self.data, self.template, arch)
+        rec, result = self.trainer(self.data, self.template, arch)
         SearchStore.add_training(self.training_study, arch, rec)
         self.trained[arch.key] = rec
         self.new_trainings += 1

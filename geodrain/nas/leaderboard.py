@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..model.arch import Arch
-from ..write import commit, temporary_sibling
+from ..output import write_text
 from .efficiency import Measurement
 from .space import gflop_per_chip, parameter_count, preset_label
 from .study import TrainingRecord
@@ -92,24 +92,13 @@ def build_rows(space: Sequence[Arch], measured: dict[str, Measurement], trained:
     return rows
 
 
-def _atomic_text(path: Path, text: str) -> Path:
-    tmp = temporary_sibling(path)
-    try:
-        tmp.write_text(text)
-        commit(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_csv(rows: Iterable[Row], path: str | Path) -> Path:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
     for r in rows:
         w.writerow(r.record())
-    return _atomic_text(Path(path), buf.getvalue())
+    return write_text(Path(path), buf.getvalue())
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence]) -> str:
@@ -128,7 +117,7 @@ def _md_cells(r: Row) -> list[str]:
 
 def write_markdown(rows: Sequence[Row], path: str | Path, header: Sequence[str] = ()) -> Path:
     text = "\n".join([*header, "", markdown_table(MD_HEADERS, (_md_cells(r) for r in rows)), ""])
-    return _atomic_text(Path(path), text)
+    return write_text(Path(path), text)
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ..write import commit, temporary_sibling
+from ..output import atomic_file
 from .leaderboard import Row
 from .space import is_paper_choice
 
@@ -57,12 +57,10 @@ def plot_pareto(rows: Sequence[Row], path: str | Path, min_ap: float, metric: st
     if measured and max(r.efficiency for r in measured) > 5 * min(r.efficiency for r in measured):
         rug.set_xscale("log")
     path = Path(path)
-    tmp = temporary_sibling(path)
     try:
-        fig.savefig(tmp, dpi=120, format="png")
-        commit(tmp, path)
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
     finally:
-        tmp.unlink(missing_ok=True)
         plt.close(fig)
     return path
 

@@ -15,7 +15,6 @@ Running the same call again resumes: nothing measured or trained is repeated.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -27,15 +26,15 @@ import optuna
 import torch
 
 from .. import __version__
-from ..errors import GeodrainError, OutputError, SearchError
+from ..errors import GeodrainError, SearchError
 from ..infer.runtime import default_config, resolve_device
 from ..model.arch import Arch
 from ..model.bundle import Bundle, load_bundle, save_bundle
 from ..training.data import TrainingData, load_training_data
 from ..training.trainer import TrainConfig, TrainResult
-from ..write import check_output_folder, commit, temporary_sibling
+from ..output import check_output_folder, write_json
 from .candidates import candidate_config, train_candidate, training_signature
-from .context import SearchContext
+from .context import SearchContext, Trainer
 from .efficiency import METRICS, EfficiencySetup, Measurement
 from .leaderboard import Row, build_rows, write_csv, write_markdown
 from .plot import plot_pareto
@@ -114,9 +113,7 @@ def prepare_output(out: str | Path, overwrite: bool) -> Path:
     """The output folder: created if missing, resumed if it holds a search, cleared of our files with
     ``overwrite``."""
     out = Path(out)
-    check_output_folder(out, overwrite=True)  # parent exists and is writable
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"output is not a folder: {out}")
+    check_output_folder(out, overwrite=True)  # parent exists and is writable, not a file
     out.mkdir(exist_ok=True)
     if overwrite:
         for name in OUTPUTS:
@@ -223,7 +220,7 @@ def finalize_winner(ctx: SearchContext, out: Path, strategy: str, winner: Arch |
         result = ctx.incumbent[2]
     else:
         ctx.log(f"retraining the winner {winner.key} to write its bundle (its weights were not kept)")
-        new_rec, result = train_candidate(ctx.data, ctx.template, winner)
+        new_rec, result = ctx.trainer(ctx.data, ctx.template, winner)
         if abs(new_rec.score - rec.score) > 1e-6:
             ctx.log(f"retrained {winner.key}: AP {new_rec.score:.4f} (searched: {rec.score:.4f})")
         nas["retrained_ap"] = finite_or_none(new_rec.ap)
@@ -260,9 +257,7 @@ def write_outputs(result: SearchResult, ctx: SearchContext) -> None:
     write_markdown(result.rows, out / "leaderboard.md", _header(result, ctx))
     title = (f"{result.strategy}: max e(n) s.t. AP >= {result.min_ap:g} on {result.device_class}")
     plot_pareto(result.rows, out / "pareto.png", result.min_ap, result.metric, title)
-    tmp = temporary_sibling(out / "search.json")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    commit(tmp, out / "search.json")
+    write_json(out / "search.json", result.to_dict())
 
 
 def _failure(result: SearchResult, ctx: SearchContext) -> SearchError:
@@ -287,15 +282,15 @@ def search(data: Sequence[str | Path] | TrainingData, out: str | Path, *, strate
            device: str = "auto", trials: int | None = None, timeout: float | None = None,
            train_config: TrainConfig | None = None, batch_sizes: Sequence[int] | None = None,
            iters: int | None = None, overwrite: bool = False, progress: bool = True,
-           log: Callable[[str], None] | None = None) -> SearchResult:
+           log: Callable[[str], None] | None = None, trainer: Trainer = train_candidate) -> SearchResult:
     """Find the most efficient architecture whose validation chip AP reaches ``min_ap``.
 
     ``data``: scene or chip folders (as for ``geodrain train``), or :class:`TrainingData` already loaded.
     ``space``: 'paper', 'extended' or a list of architectures (see :func:`build_space`). ``train_config``:
     hyper-parameters of every candidate (its ``arch`` is ignored; ``seed`` also seeds the samplers).
     ``trials``: total finished trials of the study (default: none for exact, 20 otherwise); ``timeout``:
-    seconds for this call. Raises :class:`SearchError` when no feasible architecture is found, after writing
-    the leaderboard.
+    seconds for this call. ``trainer`` trains one candidate (default: :func:`train_candidate`). Raises
+    :class:`SearchError` when no feasible architecture is found, after writing the leaderboard.
     """
     started = time.monotonic()
     _check_args(strategy, efficiency, min_ap, trials, timeout)
@@ -311,6 +306,7 @@ def search(data: Sequence[str | Path] | TrainingData, out: str | Path, *, strate
     setup = EfficiencySetup.for_device(dev, template.context_px, tdata.bands, tuple(batch_sizes or ()), iters)
     ctx = _context(out, archs, min_ap, efficiency, setup, template, tdata, progress, log,
                    None if timeout is None else started + timeout)
+    ctx.trainer = trainer
     study = ctx.store.study(strategy, {"strategy": strategy, "min_ap": min_ap, "metric": efficiency,
                                        "space": sorted(a.key for a in archs), "training": ctx.train_hash,
                                        "efficiency": signature_hash(setup.signature()), "seed": template.seed})

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from ..output import atomic_file
 from .classify import API_CLASSES, KERNEL_CLASSES
 from .collect import BatchProfile
 
@@ -23,6 +24,11 @@ def _figure(width: float = 6.4, height: float = 4.0):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
 
 
 def _stacked(ax, labels: Sequence[str], series: dict[str, list[float]], title: str) -> None:
@@ -50,7 +56,7 @@ def plot_throughput(rows: Sequence[BatchProfile], path: Path, title: str) -> Non
     ax2.plot(bs, [r.chips_per_s for r in rows], "s--", color="#d62728")
     ax2.set_ylabel("throughput (chips/s)", color="#d62728")
     ax.set_title(title)
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
 
 
 def plot_memory(rows: Sequence[BatchProfile], path: Path, title: str, cap_gb: float | None = None) -> None:
@@ -67,7 +73,7 @@ def plot_memory(rows: Sequence[BatchProfile], path: Path, title: str, cap_gb: fl
     ax.set_ylabel("MB")
     ax.set_title(title)
     ax.legend(fontsize="small")
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
 
 
 def plot_kernels(rows: Sequence[BatchProfile], path: Path, title: str) -> None:
@@ -75,7 +81,7 @@ def plot_kernels(rows: Sequence[BatchProfile], path: Path, title: str) -> None:
     labels = [str(r.batch_size) for r in rows]
     _stacked(fig.add_subplot(), labels, {c: [r.compute_share.get(c, 0.0) for r in rows] for c in KERNEL_CLASSES},
              title)
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
 
 
 def plot_api(rows: Sequence[BatchProfile], path: Path, title: str) -> None:
@@ -84,4 +90,4 @@ def plot_api(rows: Sequence[BatchProfile], path: Path, title: str) -> None:
     for k, (attr, label) in enumerate((("api_cold_share", "first call"), ("api_share", "steady state"))):
         series = {c: [getattr(r, attr).get(c, 0.0) for r in rows] for c in API_CLASSES}
         _stacked(fig.add_subplot(1, 2, k + 1), labels, series, f"{title}: {label}")
-    fig.savefig(path, dpi=120)
+    _save(fig, path)

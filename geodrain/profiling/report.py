@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..output import write_text
 from ..schedule.report import markdown_table, prepare_report_dir, write_csv, write_json
 from .classify import API_CLASSES, KERNEL_CLASSES
 from .collect import BatchProfile
@@ -111,7 +112,7 @@ class ProfileReport:
     def write(self, out_dir: str | Path, overwrite: bool = False, with_plots: bool = True) -> Path:
         out = prepare_report_dir(out_dir, overwrite)
         write_json(out / "profile.json", self.to_dict())
-        (out / "profile.md").write_text(self.markdown(), encoding="utf-8")
+        write_text(out / "profile.md", self.markdown())
         write_csv(out / "profile.csv", [_csv_row(b) for b in self.batches], _csv_columns())
         rows = self.measured
         if with_plots and rows:

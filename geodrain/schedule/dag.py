@@ -70,16 +70,6 @@ class Dag:
             desc[a] = d
         return tuple(desc)
 
-    @cached_property
-    def ancestors(self) -> tuple[int, ...]:
-        anc = [0] * self.n
-        for b in range(self.n):
-            a_mask = self.preds[b]
-            for a in members(self.preds[b]):
-                a_mask |= anc[a]
-            anc[b] = a_mask
-        return tuple(anc)
-
     @property
     def all(self) -> int:
         return (1 << self.n) - 1

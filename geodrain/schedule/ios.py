@@ -130,7 +130,3 @@ def _better(cost: float, stages: int, top_cost: float, top_stages: int) -> bool:
 def sequential_schedule(dag: Dag) -> Schedule:
     """One operator per stage in topological order: what a framework does by default."""
     return [((i,),) for i in range(dag.n)]
-
-
-def schedule_cost(schedule: Schedule, cost: StageCost) -> float:
-    return sum(cost(stage) for stage in schedule)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import OutputError, OutputExistsError
+from ..output import atomic_file, write_text
 
 
 # -- report-folder helpers --------------------------------------------------------------------------------
@@ -24,7 +25,7 @@ def check_report_dir(path: str | Path, overwrite: bool = False) -> Path:
     if out.exists() and not out.is_dir():
         raise OutputError(f"report path is a file, not a folder: {out}")
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"report folder exists: {out} (use --overwrite to replace its files)")
+        raise OutputExistsError(f"report folder exists: {out}")
     if not out.absolute().parent.is_dir():
         raise OutputError(f"output folder does not exist: {out.absolute().parent}")
     return out
@@ -39,11 +40,11 @@ def prepare_report_dir(path: str | Path, overwrite: bool = False) -> Path:
 
 def write_json(path: Path, obj: Any) -> None:
     text = json.dumps(_finite(obj), indent=2, default=_jsonable, ensure_ascii=False, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    write_text(path, text + "\n")
 
 
 def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
         w.writeheader()
         for row in rows:
@@ -119,10 +120,6 @@ class BatchResult:
     @property
     def chips_per_s(self) -> float:
         return self.batch_size / (self.optimized_ms / 1e3) if self.optimized_ms > 0 else math.nan
-
-    @property
-    def stage_count(self) -> int:
-        return sum(len(b.stages) for b in self.blocks)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -235,7 +232,7 @@ class ScheduleReport:
     def write(self, out_dir: str | Path, overwrite: bool = False) -> Path:
         out = prepare_report_dir(out_dir, overwrite)
         write_json(out / "schedule.json", self.to_dict())
-        (out / "schedule.md").write_text(self.markdown(), encoding="utf-8")
+        write_text(out / "schedule.md", self.markdown())
         write_csv(out / "schedule.csv", [b.row() for b in self.batches],
                   ["batch_size", "eager_ms", "sequential_ms", "optimized_ms", "speedup",
                    "sequential_us_per_chip", "optimized_us_per_chip", "chips_per_s", "outputs_equal",

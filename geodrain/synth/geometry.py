@@ -98,12 +98,6 @@ def along(line: LineString, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pts, np.column_stack([-u[:, 1], u[:, 0]])
 
 
-def points_along(line: LineString, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Distances and points every ``step`` metres along a line."""
-    s = np.arange(0.0, line.length + 1e-9, step)
-    return s, along(line, s)[0]
-
-
 def normals_along(line: LineString, s: np.ndarray, eps: float = 1.0) -> np.ndarray:
     """Unit left normals of ``line`` at distances ``s`` (averaged over +-eps)."""
     a = along(line, np.asarray(s) - eps)[0]

@@ -1,15 +1,13 @@
 """Writing a scene: the output folder protocol, raster profiles and the vector layers.
 
-A scene is written into a hidden temporary folder beside OUTDIR and renamed into place only when complete,
-so an interrupted run never leaves a complete-looking scene behind.
+A scene is written into a hidden temporary folder beside OUTDIR and renamed into place only when complete
+(:func:`geodrain.output.atomic_folder`), so an interrupted run never leaves a complete-looking scene behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -41,27 +39,8 @@ def check_outdir(outdir, overwrite: bool) -> Path:
         entries = list(out.iterdir())
         if entries and not overwrite:
             what = "already holds a scene" if any((out / f).exists() for f in SCENE_FILES) else "is not empty"
-            raise OutputExistsError(f"{out} {what} (replace it with --overwrite / overwrite=True)")
+            raise OutputExistsError(f"{out} {what}")
     return out
-
-
-def temp_dir(out: Path) -> Path:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes it private; the published folder gets the usual mode
-    return tmp
-
-
-def publish(tmp: Path, out: Path) -> None:
-    """Move a finished scene into place, replacing an existing OUTDIR only after the new one is complete."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rename(out, old / "scene")
-    os.rename(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def naip_profile(size: int, transform: Affine) -> dict:

@@ -166,11 +166,3 @@ def lattice_at(key: int, rows: np.ndarray, cols: np.ndarray, cell: float) -> np.
         out += wr[a] * acc
     out *= np.float32(1.0 / _LATTICE_STD)
     return out
-
-
-def white_at(key: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """:func:`white` at scattered pixel positions."""
-    x = hash2(rows, cols, key)
-    a = (x & np.uint32(0xFFFF)).astype(np.float32)
-    b = (x >> np.uint32(16)).astype(np.float32)
-    return (a + b - np.float32(65535.0)) * np.float32(2.449489742783178 / 65536.0)

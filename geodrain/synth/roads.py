@@ -53,14 +53,6 @@ class Grid:
     def to_scene(self, uv: np.ndarray) -> np.ndarray:
         return rotate(np.asarray(uv, float) + self.centre, self.angle, self.centre)
 
-    def to_frame(self, xy: np.ndarray) -> np.ndarray:
-        return rotate(np.asarray(xy, float), -self.angle, self.centre) - self.centre
-
-    @property
-    def axes(self) -> tuple[np.ndarray, np.ndarray]:
-        c, s = np.cos(self.angle), np.sin(self.angle)
-        return np.array([c, s]), np.array([-s, c])
-
 
 def make_grid(p: SceneParams) -> Grid:
     size = p.size

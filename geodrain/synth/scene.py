@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
+from ..output import atomic_folder
 from . import io
 from .layout import build_layout
 from .params import draw_params
@@ -122,8 +122,7 @@ def generate_scene(outdir, seed: int = 0, size: int = 4096, overwrite: bool = Fa
     renderer = Renderer(layout, rng)
     transform = Affine(1.0, 0.0, params.origin_x, 0.0, -1.0, params.origin_y)
     workers = workers or max(1, min(2, os.cpu_count() or 1))
-    tmp = io.temp_dir(out)
-    try:
+    with atomic_folder(out) as tmp:
         _render_rasters(renderer, tmp, size, transform, workers, progress)
         counts = io.write_vectors(layout, tmp)
         seconds = time.perf_counter() - t0
@@ -131,10 +130,6 @@ def generate_scene(outdir, seed: int = 0, size: int = 4096, overwrite: bool = Fa
             generator="geodrain synth", seed=int(seed), size=size, crs=io.CRS,
             transform=list(transform)[:6], pixel_size_m=1.0, counts=counts, params=params.to_json(),
             seconds=round(seconds, 2)))
-        io.publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return SceneResult(out, out / "naip.tif", out / "dem.tif", out / "truth.gpkg", out / "roads.gpkg",
                        out / "streams.gpkg", out / "scene.json", counts["crossings"], counts["culverts"],
                        counts["bridges"], counts["roads"], counts["streams"], counts["hard_negatives"],

@@ -9,32 +9,34 @@ has the highest F1 against the truth (pooled over the scenes) at the given toler
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..datasets.scene import open_scene
-from ..evaluate import match_points
-from ..merge import merge_candidates
+from ..merge import Candidates
 from ..model.bundle import Bundle
+from ..postprocess import outcome_at
+
+if TYPE_CHECKING:
+    from ..detect import EngineFactory
 
 MAX_THRESHOLDS = 1000
 WINDOWS_PER_CROSSING = 40
 
 
-def f1_exact(cands: list, truths: list[np.ndarray], radius: float, tolerance: float,
+def f1_exact(cands: list[Candidates], truths: list[np.ndarray], radius: float, tolerance: float,
              thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pooled (F1, true positives, false positives) at each threshold, computed as ``detect`` would produce
-    them: window candidates at or above the threshold, merged, matched to the truth."""
+    them (:func:`geodrain.postprocess.outcome_at`): window candidates at or above the threshold, merged,
+    matched to the truth."""
     f1, tps, fps = np.zeros(len(thresholds)), np.zeros(len(thresholds), int), np.zeros(len(thresholds), int)
     n_true = sum(len(t) for t in truths)
     for k, t in enumerate(thresholds):
         tp = fp = 0
         for c, truth in zip(cands, truths):
-            keep = c.score >= t
-            merged = merge_candidates(c.subset(keep), radius)
-            m = match_points(merged.xy, truth, tolerance)
-            tp, fp = tp + len(m.pred_index), fp + len(merged) - len(m.pred_index)
+            o = outcome_at(c, truth, t, radius, tolerance)
+            tp, fp = tp + o.true_positives, fp + o.false_positives
         f1[k] = 2 * tp / max(2 * tp + fp + (n_true - tp), 1)
         tps[k], fps[k] = tp, fp
     return f1, tps, fps
@@ -42,7 +44,8 @@ def f1_exact(cands: list, truths: list[np.ndarray], radius: float, tolerance: fl
 
 def calibrate_threshold(bundle: Bundle, scenes: Sequence[str | Path], *, tolerance: float = 10.0,
                         floor: float = 0.05, device: str = "auto", record: bool = True,
-                        stride: int | None = None, merge_radius_m: float | None = None) -> dict:
+                        stride: int | None = None, merge_radius_m: float | None = None,
+                        make_engine: "EngineFactory | None" = None) -> dict:
     """The window-score threshold maximizing pooled detection F1 on ``scenes`` (folders with naip.tif and
     truth.gpkg), evaluated exactly as ``geodrain detect`` would run at each candidate threshold, at the given
     window stride and merge radius (default: the bundle's). Recording stores all three in the manifest, so
@@ -52,9 +55,11 @@ def calibrate_threshold(bundle: Bundle, scenes: Sequence[str | Path], *, toleran
     candidate score the candidates at or above it are merged and matched as ``detect`` would (merging only
     the windows that pass changes the positions, not only which crossings are kept). The model runs in fp32,
     the reference precision, on any device: near-saturated scores move with fp16 rounding, and F1 can have
-    near-equal peaks far apart, so half precision can flip which one is chosen.
+    near-equal peaks far apart, so half precision can flip which one is chosen. ``make_engine`` is passed to
+    :func:`geodrain.detect.detect` (experiments run the model differently with it).
     """
     from ..detect import DetectOptions, detect
+    from ..infer.config import make_engine as default_engine
 
     stride = bundle.stride_px if stride is None else stride
     radius_m = bundle.merge_radius_m if merge_radius_m is None else merge_radius_m
@@ -62,7 +67,8 @@ def calibrate_threshold(bundle: Bundle, scenes: Sequence[str | Path], *, toleran
     for folder in scenes:
         scene = open_scene(folder)
         r = detect(scene.raster, None, model=bundle, progress=False,
-                   options=DetectOptions(threshold=floor, device=device, precision="fp32", stride=stride))
+                   options=DetectOptions(threshold=floor, device=device, precision="fp32", stride=stride),
+                   make_engine=make_engine or default_engine)
         cands.append(r.candidates)
         truths.append(scene.crossings.xy)
         radius = radius_m / r.source.grid.units_m

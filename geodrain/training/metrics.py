@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..datasets.targets import decode_boxes
+from ..model.boxes import decode_boxes
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray, n_positives: int | None = None) -> float:

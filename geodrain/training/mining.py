@@ -22,10 +22,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..datasets.scene import open_scene
-from ..evaluate import match_points
-from ..merge import merge_candidates
 from ..model.bundle import Bundle
-from ..write import check_output, write_points
+from ..postprocess import crossings_at, outcome_at
+from ..write import check_points_output, write_points
 
 MINED_FILE = "mined.gpkg"
 MINED_LAYER = "mined"
@@ -56,23 +55,21 @@ def mine_scene(bundle: Bundle, folder: str | Path, *, floor: float = 0.5, clear_
     folder = Path(folder)
     out = folder / MINED_FILE
     if write:
-        check_output(out, overwrite)
+        check_points_output(out, overwrite)
     scene = open_scene(folder, mined=False)
     r = detect(scene.raster, None, model=bundle, progress=False,
                options=DetectOptions(threshold=floor, device=device, precision="fp32"))
     units = r.source.grid.units_m
     truth = scene.crossings.xy
-    low = merge_candidates(r.candidates, bundle.merge_radius_m / units)
+    c = r.candidates
+    radius = bundle.merge_radius_m / units
+    low = crossings_at(c, floor, radius)
     if len(truth) and len(low):
         dist, _ = cKDTree(truth).query(low.xy)
         far = dist > clear_m / units
     else:
         far = np.ones(len(low), bool)
-    c = r.candidates
-    keep = c.score >= bundle.threshold
-    deployed = merge_candidates(c.subset(keep), bundle.merge_radius_m / units)
-    m = match_points(deployed.xy, truth, tolerance_m / units)
-    missed = np.setdiff1d(np.arange(len(truth)), m.true_index)
+    missed = outcome_at(c, truth, bundle.threshold, radius, tolerance_m / units).missed
     best = np.zeros(len(missed), np.float32)
     if len(missed) and len(c):
         tree = cKDTree(c.xy)

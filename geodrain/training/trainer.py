@@ -25,7 +25,7 @@ from .. import __version__
 from ..model.arch import Arch
 from ..errors import DatasetError
 from ..model.bundle import Bundle, load_bundle, save_bundle
-from ..write import check_output_folder
+from ..output import check_output_folder
 from ..model.sppnet import FEATURE_STRIDE, SPPNet
 from ..infer.runtime import resolve_device
 from .data import TrainingData, load_training_data

@@ -10,24 +10,20 @@
 #      evaluated on the unseen scenes (scripts/eval_bundle.py --record)
 #   4. the candidate with the higher calibration F1 is chosen (the test scenes play no part in the choice),
 #      profiled on this GPU (`geodrain profile`: batch size into its manifest)
-#   5. scripts/gpu_bench.sh with the chosen bundle (read, chip engine and dense engine benchmarks)
+#   5. scripts/recipes/gpu_bench.sh with the chosen bundle (read, chip engine and dense engine benchmarks)
 #
 # Results go to $OUT (results.tgz: logs and JSON; bundle_a.tgz, bundle_b.tgz: the two candidates).
 # Environment: TRAIN_SEEDS, CAL_SEEDS, TEST_SEEDS, SIZE (4096), EPOCHS (36), CROPS (6000), WORKERS (7 per
 # candidate), TRAIN_BUDGET (train --max-seconds, 200), TRAIN_LIMIT (hard limit, 300), ARCH_A, ARCH_B, DEVICE
 # (cuda), PYTHON (python3), BENCH=0 to skip 5.
 #
-#   scripts/gpu_deploy.sh
+#   scripts/recipes/gpu_deploy.sh
 #   DEVICE=cpu SIZE=1024 TRAIN_SEEDS="1001 1002" CAL_SEEDS=8001 TEST_SEEDS=9001 EPOCHS=1 CROPS=40 BENCH=0 \
-#       scripts/gpu_deploy.sh          # dry run of the whole chain on a CPU
+#       scripts/recipes/gpu_deploy.sh          # dry run of the whole chain on a CPU
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-PY=${PYTHON:-python3}
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-export TQDM_MININTERVAL=${TQDM_MININTERVAL:-30} PYTHONUNBUFFERED=1
-OUTDIR=${OUT:-/tmp/geodrain-gpu-out}
-RES=$OUTDIR/results
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=scripts/recipes/gpu_lib.sh
+. "$ROOT/scripts/recipes/gpu_lib.sh"
 WORK=${WORK:-/tmp/geodrain-deploy}
 SIZE=${SIZE:-4096}
 TRAIN_SEEDS=${TRAIN_SEEDS:-$(seq -s ' ' 1001 1048)}
@@ -36,11 +32,9 @@ TEST_SEEDS=${TEST_SEEDS:-"9001 9002 9003"}
 DEVICE=${DEVICE:-cuda}
 ARCH_A=${ARCH_A:-k1-s3-f256}
 ARCH_B=${ARCH_B:-k3-s3-f256}
-mkdir -p "$RES" "$WORK/scenes"
+mkdir -p "$WORK/scenes"
 GD=("$PY" -m geodrain.cli)
 dirs() { local s; for s in "$@"; do printf '%s ' "$WORK/scenes/s$s"; done; }
-# shellcheck source=scripts/gpu_lib.sh
-. "$ROOT/scripts/gpu_lib.sh"
 
 "$PY" - > "$RES/env.txt" 2>&1 <<'EOF'
 import os, sys, torch
@@ -111,7 +105,7 @@ if [ "${BENCH:-1}" = 1 ]; then
     first=${TEST_SEEDS%% *}
     mkdir -p "$WORK/bench"
     ln -sfn "$WORK/scenes/s$first" "$WORK/bench/scene_${first}_4096"
-    MODEL=$B WORK=$WORK/bench SEED=$first RESULTS=$RES OUT=$OUTDIR PYTHON=$PY scripts/gpu_bench.sh
+    MODEL=$B WORK=$WORK/bench SEED=$first RESULTS=$RES OUT=$OUTDIR PYTHON=$PY scripts/recipes/gpu_bench.sh
 fi
 pack
 echo "gpu_deploy: done"; cat "$RES/steps.txt"

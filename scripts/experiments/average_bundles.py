@@ -3,7 +3,7 @@
 one model, no extra inference cost. The result is a new bundle whose manifest names its parents; its
 threshold is the first parent's until `geodrain calibrate` sets it.
 
-    python scripts/average_bundles.py runs/deploy/hardmined runs/deploy/hardmined2 -o runs/deploy/soup
+    python scripts/experiments/average_bundles.py runs/deploy/hardmined runs/deploy/hardmined2 -o runs/deploy/soup
 """
 
 from __future__ import annotations

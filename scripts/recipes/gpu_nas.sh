@@ -7,10 +7,10 @@
 # with "run the same command again to resume", and running it again continues from OUT/nas.db.
 #
 # Usage (from the repository root):
-#   scripts/gpu_nas.sh OUT SCENE [SCENE ...]
+#   scripts/recipes/gpu_nas.sh OUT SCENE [SCENE ...]
 # e.g.
 #   geodrain synth scenes/s1 --seed 1 --size 4096; geodrain synth scenes/s2 --seed 2 --size 4096
-#   scripts/gpu_nas.sh runs/nas-gpu scenes/s1 scenes/s2
+#   scripts/recipes/gpu_nas.sh runs/nas-gpu scenes/s1 scenes/s2
 #
 # Settings (environment): MIN_AP (0.97), EPOCHS (2), CROPS per epoch (2000), BATCH (20, the paper's),
 # CONTEXT (16), WORKERS (8 data-loading processes), TIMEOUT (200 s for the search), METRIC (throughput |
@@ -26,7 +26,7 @@ if [ "$#" -lt 2 ]; then
 fi
 OUT=$1
 shift
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PYTHON=${PYTHON:-python3}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export TQDM_MININTERVAL=${TQDM_MININTERVAL:-10}   # a readable log, not a progress bar per 0.1 s

@@ -5,9 +5,9 @@
 # Needs that recipe's GPU-stage bundle ($GPU_BUNDLE) and its scenes under $WORK.
 # Writes runs/balanced (not models/): docs/results/cpu/eval_balanced_finetune.log has the result.
 #
-#   scripts/exp_balanced_finetune.sh        # about 35 min on 2 CPU cores
+#   scripts/experiments/exp_balanced_finetune.sh        # about 35 min on 2 CPU cores
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 WORK=${WORK:-runs/deploy}
 GPU_BUNDLE=${GPU_BUNDLE:-$WORK/gpu-sppnet-k1-s3-f256}

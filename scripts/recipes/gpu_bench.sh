@@ -10,19 +10,14 @@
 #   bench_stride  dense engine at strides 24 and 8 on the 4096² scene, in child processes
 # Results: $OUT/results (and results.tgz). Environment: MODEL, WORK, SEED (9001), PYTHON, SKIP_MOSAIC_CHIP=1.
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-PY=${PYTHON:-python3}
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-OUTDIR=${OUT:-/tmp/geodrain-gpu-out}
-RES=${RESULTS:-$OUTDIR/results}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=scripts/recipes/gpu_lib.sh
+. "$ROOT/scripts/recipes/gpu_lib.sh"
 WORK=${WORK:-/tmp/geodrain-bench}
 SEED=${SEED:-9001}
 MODEL_ARGS=()
 [ -n "${MODEL:-}" ] && MODEL_ARGS=(--model "$MODEL")
-mkdir -p "$RES" "$WORK"
-# shellcheck source=scripts/gpu_lib.sh
-. "$ROOT/scripts/gpu_lib.sh"
+mkdir -p "$WORK"
 step bench_read 120 "$PY" scripts/bench_read.py --work "$WORK" --seed "$SEED" --mosaic 8192 --block 2048 --threads 16 \
     --json "$RES/bench_read.json"
 step bench_dense 150 "$PY" scripts/bench_dense.py --gpu "${MODEL_ARGS[@]}" --work "$WORK" --seeds "$SEED" \

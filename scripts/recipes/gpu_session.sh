@@ -10,26 +10,21 @@
 #   6. scripts/bench_dense.py --gpu (dense engine end to end on a 16384² DEFLATE GeoTIFF, and its breakdown)
 #
 # Results go to RESULTS (default $OUT/results, tarred to $OUT/results.tgz after every step).
-#   scripts/gpu_session.sh            # sizes from the environment, defaults below
+#   scripts/recipes/gpu_session.sh            # sizes from the environment, defaults below
 # Environment: TRAIN_SEEDS, TEST_SEEDS, SIZE (4096), NAS_TIMEOUT (150), EPOCHS (12), CROPS (3000),
 # WORKERS (12), MOSAIC (16384), NAS_ARGS (extra arguments), PYTHON (python3), DRY=1 for a CPU dry run.
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-PY=${PYTHON:-python3}
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-export TQDM_MININTERVAL=${TQDM_MININTERVAL:-15} PYTHONUNBUFFERED=1
-OUTDIR=${OUT:-/tmp/geodrain-gpu-out}
-RES=${RESULTS:-$OUTDIR/results}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+export TQDM_MININTERVAL=${TQDM_MININTERVAL:-15}
+# shellcheck source=scripts/recipes/gpu_lib.sh
+. "$ROOT/scripts/recipes/gpu_lib.sh"
 WORK=${WORK:-/tmp/geodrain-gpu}
 SIZE=${SIZE:-4096}
 TRAIN_SEEDS=${TRAIN_SEEDS:-"1001 1002 1003 1004 1005 1006 1007 1008 1009 1010 1011 1012"}
 TEST_SEEDS=${TEST_SEEDS:-"9001 9002 9003"}
 DEVICE=${DEVICE:-cuda}
-mkdir -p "$RES" "$WORK/scenes"
+mkdir -p "$WORK/scenes"
 gd() { "$PY" -c 'import sys; from geodrain.cli import cli; sys.exit(cli())' "$@"; }
-# shellcheck source=scripts/gpu_lib.sh
-. "$ROOT/scripts/gpu_lib.sh"
 
 "$PY" - > "$RES/env.txt" 2>&1 <<'EOF'
 import sys, os, torch

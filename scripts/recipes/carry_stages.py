@@ -6,7 +6,7 @@ The fine-tuned bundle's own ``training`` section describes its last stage; this 
 data summary, seconds, device) and carries over the start bundle's tuned ``inference`` settings (the
 architecture is the same, so its schedule and profile still hold).
 
-    python scripts/carry_stages.py runs/deploy/hardmined models/sppnet-k3-s3-f256
+    python scripts/recipes/carry_stages.py runs/deploy/hardmined models/sppnet-k3-s3-f256
 """
 
 from __future__ import annotations

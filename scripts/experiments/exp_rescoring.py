@@ -8,31 +8,21 @@ scores, the number of windows >= 0.5 plus the maximum, the mean of the top two, 
 the noisy-OR of the window scores. Positions: the score-weighted mean (what detect does), the strongest
 window's point, the median. "oracle" is the best F1 over all thresholds on the test scenes themselves.
 
-    python scripts/exp_rescoring.py models/sppnet-k3-s3-f256 --cal 8001,8002,8003,8004 --test 9001,9002,9003
+    python scripts/experiments/exp_rescoring.py models/sppnet-k3-s3-f256 --cal 8001,8002,8003,8004 --test 9001,9002,9003
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import tempfile
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 from scipy.spatial import cKDTree
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import machine  # noqa: E402
+from common import candidates, machine, parser, scene_dir, setup
 
-import geodrain.detect as detect_module  # noqa: E402
-from geodrain.datasets.scene import open_scene  # noqa: E402
-from geodrain.detect import DetectOptions, detect  # noqa: E402
-from geodrain.evaluate import match_points  # noqa: E402
-from geodrain.model.bundle import load_bundle  # noqa: E402
-from geodrain.synth import generate_scene  # noqa: E402
-
-FLOOR = 0.05
+from geodrain.datasets.scene import open_scene
+from geodrain.evaluate import match_points
+from geodrain.merge import clusters
 
 
 def logit(p):
@@ -48,38 +38,6 @@ SCORES = {
     "max logit + log n": lambda s: logit(s.max()) + np.log(len(s)),
     "noisy-OR": lambda s: -np.log(np.prod(1 - np.clip(s, 0, 1 - 1e-7))),
 }
-
-
-def candidates(bundle, raster: Path):
-    """All window candidates >= FLOOR of one scene (what detect merges), and detect's own result."""
-    captured = {}
-    merge = detect_module.merge_candidates
-
-    def grab(c, radius):
-        captured["c"] = c
-        return merge(c, radius)
-
-    detect_module.merge_candidates = grab
-    try:
-        detect(raster, None, model=bundle, options=DetectOptions(threshold=FLOOR, device="cpu"), progress=False)
-    finally:
-        detect_module.merge_candidates = merge
-    return captured["c"]
-
-
-def clusters(c, radius: float):
-    """detect's greedy merge: (index of the strongest window, member indices) per crossing."""
-    order = np.argsort(-c.score, kind="stable")
-    tree = cKDTree(c.xy)
-    claimed = np.zeros(len(c), bool)
-    out = []
-    for i in order:
-        if claimed[i]:
-            continue
-        m = np.array([j for j in tree.query_ball_point(c.xy[i], radius) if not claimed[j]])
-        claimed[m] = True
-        out.append((i, m))
-    return out
 
 
 def position(c, i, m, how: str) -> np.ndarray:
@@ -116,22 +74,13 @@ def evaluate(data, seeds, score, how, radius, tol):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bundle", nargs="?", default=None)
-    ap.add_argument("--cal", default="8001,8002,8003,8004")
-    ap.add_argument("--test", default="9001,9002,9003")
-    ap.add_argument("--size", type=int, default=4096)
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "geodrain-rescoring")
-    ap.add_argument("--tolerance", type=float, default=10.0)
+    ap = parser(__doc__, cal="8001-8004", work="geodrain-rescoring")
     args = ap.parse_args()
-    bundle = load_bundle(args.bundle)
-    cal, test = [int(s) for s in args.cal.split(",")], [int(s) for s in args.test.split(",")]
+    bundle, cal, test = setup(args)
     data = {}
     for seed in cal + test:
-        d = args.work / f"s{seed}"
-        if not (d / "naip.tif").exists():
-            generate_scene(d, seed=seed, size=args.size, overwrite=True)
-        data[seed] = (candidates(bundle, d / "naip.tif"), open_scene(d))
+        d = scene_dir(seed, args)
+        data[seed] = (candidates(bundle, d), open_scene(d))
     radius = bundle.merge_radius_m
     print(f"# exp_rescoring {bundle.model_id} on {machine()}: calibration seeds {args.cal}, test seeds "
           f"{args.test}, {args.size}² px, tolerance {args.tolerance:g} m, merge radius {radius:g} m")

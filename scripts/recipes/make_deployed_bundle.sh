@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How the deployed bundle in models/ was made (each step a geodrain command or a script of this repository):
 #
-#   1. on a CUDA machine, scripts/gpu_deploy.sh: 48 training scenes (seeds 1001-1048), 4 calibration scenes
+#   1. on a CUDA machine, scripts/recipes/gpu_deploy.sh: 48 training scenes (seeds 1001-1048), 4 calibration scenes
 #      (8001-8004) and 3 unseen test scenes (9001-9003), all 4096² px from `geodrain synth`; two candidates
 #      trained from scratch at once (the search's k1-s3-f256 and k3-s3-f256: 36 epochs x 6000 crops, the last
 #      epoch kept); each one's threshold calibrated on the calibration scenes and evaluated on the unseen
@@ -22,7 +22,7 @@
 #      the search leaderboard row carried over from the GPU bundle, since the architecture is the same), made
 #      the default, its CPU schedule and profile recorded, and its unseen-scene evaluation recorded.
 #   5. here, STAGE=settings: window stride, merge radius and placement compared on 16 calibration scenes
-#      (8001-8016; scripts/exp_stride_radius.py, each combination with its own threshold; the highest
+#      (8001-8016; scripts/experiments/exp_stride_radius.py, each combination with its own threshold; the highest
 #      calibration F1 chosen: stride 8, radius 30 m), the installed bundle calibrated at those settings (which
 #      records them in its manifest) and its unseen-scene evaluation recorded again.
 #
@@ -38,15 +38,15 @@
 #      (its hard-negative crops now centred on field boundaries, entrances, ...) into $WS/ft, threshold
 #      calibrated on CAL_SEEDS at stride 8 / radius 30 m, then stage 6 repeated for it (FT=1).
 #
-#   STAGE=gpu                                           scripts/make_deployed_bundle.sh   # on a CUDA machine
-#   STAGE=finetune GPU_BUNDLE=/path/to/bundle_b         scripts/make_deployed_bundle.sh   # then here
-#   STAGE=mine INIT=/path/to/bundle_of_stage_2          scripts/make_deployed_bundle.sh   # -> runs/deploy/hardmined
-#   STAGE=install SOURCE=runs/deploy/hardmined          scripts/make_deployed_bundle.sh
-#   STAGE=settings                                      scripts/make_deployed_bundle.sh
-#   STAGE=watershed                                     scripts/make_deployed_bundle.sh
-#   STAGE=distractor-finetune                           scripts/make_deployed_bundle.sh
+#   STAGE=gpu                                           scripts/recipes/make_deployed_bundle.sh   # on a CUDA machine
+#   STAGE=finetune GPU_BUNDLE=/path/to/bundle_b         scripts/recipes/make_deployed_bundle.sh   # then here
+#   STAGE=mine INIT=/path/to/bundle_of_stage_2          scripts/recipes/make_deployed_bundle.sh   # -> runs/deploy/hardmined
+#   STAGE=install SOURCE=runs/deploy/hardmined          scripts/recipes/make_deployed_bundle.sh
+#   STAGE=settings                                      scripts/recipes/make_deployed_bundle.sh
+#   STAGE=watershed                                     scripts/recipes/make_deployed_bundle.sh
+#   STAGE=distractor-finetune                           scripts/recipes/make_deployed_bundle.sh
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 NAME=${NAME:-sppnet-k3-s3-f256}
 WORK=${WORK:-runs/deploy}
@@ -54,7 +54,7 @@ FINETUNED=$WORK/finetuned
 MINED=$WORK/hardmined
 case "${STAGE:-install}" in
 gpu)
-    scripts/gpu_deploy.sh
+    scripts/recipes/gpu_deploy.sh
     ;;
 finetune)
     mkdir -p "$WORK/scenes"
@@ -72,7 +72,7 @@ finetune)
 import sys
 from geodrain.model.bundle import load_bundle
 ft, gpu = load_bundle(sys.argv[1]), load_bundle(sys.argv[2])
-cfg = dict(ft.manifest["training"]["config"], init="the H200-trained bundle of scripts/gpu_deploy.sh")
+cfg = dict(ft.manifest["training"]["config"], init="the H200-trained bundle of scripts/recipes/gpu_deploy.sh")
 t = gpu.manifest["training"]
 ft.update_manifest(training={"config": cfg, "stage_gpu": {k: t[k] for k in ("config", "data", "seconds", "device")}},
                    inference=gpu.manifest.get("inference", {}))
@@ -100,7 +100,7 @@ mine)
         --keep last --max-seconds 2400 --box-band "${BOX_BAND:-positive}" --name "$NAME" --overwrite
     # shellcheck disable=SC2046
     geodrain calibrate "$OUT" $(for s in $CAL_SEEDS; do printf '%s ' "$WORK/scenes/s$s"; done) --device cpu
-    python scripts/carry_stages.py "$OUT" "$INIT"
+    python scripts/recipes/carry_stages.py "$OUT" "$INIT"
     ;;
 install)
     python scripts/install_bundle.py "${SOURCE:?the bundle to install}" "models/$NAME" --size 4096 \
@@ -113,7 +113,7 @@ settings)
     for s in $(seq 8001 8016) 9001 9002 9003; do
         [ -f "$WORK/scenes/s$s/scene.json" ] || geodrain synth "$WORK/scenes/s$s" --seed "$s" --size 4096 -q --overwrite
     done
-    python scripts/exp_stride_radius.py "models/$NAME" --scenes "$WORK/scenes" --work runs/exp_merge
+    python scripts/experiments/exp_stride_radius.py "models/$NAME" --scenes "$WORK/scenes" --work runs/exp_merge
     # shellcheck disable=SC2046
     geodrain calibrate "models/$NAME" $(for s in $(seq 8001 8016); do printf '%s ' "$WORK/scenes/s$s"; done) \
         --stride "${STRIDE:-8}" --merge-radius "${MERGE_RADIUS:-30}" --device cpu
@@ -161,7 +161,7 @@ distractor-finetune)
     # shellcheck disable=SC2046
     nice -n 10 geodrain calibrate "$WS/ft" $(for s in $CAL_SEEDS; do printf '%s ' "$WS/scenes/s$s"; done) \
         --stride 8 --merge-radius 30 --device cpu
-    python scripts/carry_stages.py "$WS/ft" "models/$NAME"
+    python scripts/recipes/carry_stages.py "$WS/ft" "models/$NAME"
     TAG=_finetuned BUNDLE="$WS/ft" EXTRA_PATHS="--path after=$WS/ft" STAGE=watershed "$0"
     ;;
 *)

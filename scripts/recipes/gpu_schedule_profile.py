@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/gpu_schedule_profile.py OUTDIR [--bundle PATH] [--cpu-dry-run] [--budget-s 170]
+    python scripts/recipes/gpu_schedule_profile.py OUTDIR [--bundle PATH] [--cpu-dry-run] [--budget-s 170]
 
 Parts (each guarded: a failure is logged to OUTDIR/errors.txt and the next part runs):
 
@@ -31,7 +31,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -39,6 +39,7 @@ import torch  # noqa: E402
 
 from geodrain.model import PRESETS, build_model, load_bundle, save_bundle  # noqa: E402
 from geodrain.model import bundle as bundle_io  # noqa: E402
+from geodrain.output import write_json as write_json_atomic  # noqa: E402
 from geodrain.profiling import profile_bundle  # noqa: E402
 from geodrain.schedule import ScheduleOptions, schedule_bundle  # noqa: E402
 from geodrain.schedule.report import fmt_stages, markdown_table, write_json  # noqa: E402
@@ -113,7 +114,7 @@ def write_weights_only_bundle(model: torch.nn.Module, dest: Path, name: str) -> 
                 "notation": model.arch.notation, "context_px": model.context_px, "window_px": 100,
                 "files": {bundle_io.WEIGHTS: {"sha256": bundle_io.sha256_file(dest / bundle_io.WEIGHTS),
                                               "bytes": (dest / bundle_io.WEIGHTS).stat().st_size}}}
-    (dest / bundle_io.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json_atomic(dest / bundle_io.MANIFEST, manifest)
     load_bundle(dest)
 
 
