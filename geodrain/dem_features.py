@@ -1,4 +1,4 @@
-"""DEM-derived layers and the hydrologic evidence of a candidate crossing, on a numpy window and its affine.
+"""DEM-derived layers, the hydrologic evidence of a candidate crossing and where its channel crosses the road.
 
 A drainage crossing is a raised road embankment with a channel on both sides, and the water of a whole
 catchment has to get across it: in a DEM the embankment is a digital dam, and after filling its depressions
@@ -18,11 +18,18 @@ and no flow across the road; a field entrance's ditch fill carries only the smal
   local relief along rays 15-50 m out, the best of 16 directions);
 * ``embank``: the largest local relief (m) within 6 m (a raised embankment under the point).
 
-Invalid DEM cells (nodata, NaN) are filled from their nearest valid neighbour for the smoothing and marked
+With a snapping distance, each point first moves to where the main channel within that distance crosses
+the embankment (:meth:`Hydrology.snap`): the DEM's place of the crossing, which corrects an imagery point a
+few metres off and brings two points proposed for one crossing onto one cell.
+
+The windows are read by :class:`geodrain.read.DemSource` (any CRS and resolution, warped onto cells of
+``res_m`` in the imagery's CRS). Invalid DEM cells (nodata, NaN) are filled from their nearest valid neighbour for the smoothing and marked
 as nodata for the flow routing; a point whose window holds less than half valid cells gets NaN evidence.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from affine import Affine
@@ -30,13 +37,6 @@ from scipy import ndimage as ndi
 
 DEM_FEATURES = ("emb_flow", "flow_near", "channel_pair", "embank", "dam_depth")
 NODATA = -9999.0
-
-
-def _valid(z: np.ndarray, nodata: float | None) -> np.ndarray:
-    v = np.isfinite(z)
-    if nodata is not None and np.isfinite(nodata):
-        v &= z != nodata
-    return v
 
 
 def fill_invalid(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -81,79 +81,123 @@ def upstream_area(z: np.ndarray, valid: np.ndarray, res_m: float, outlets: str =
     return np.maximum(ua, 0.0)
 
 
-def _block_mean(z: np.ndarray, valid: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
-    h, w = (z.shape[0] // f) * f, (z.shape[1] // f) * f
-    zz = np.where(valid, z, 0.0)[:h, :w].reshape(h // f, f, w // f, f)
-    vv = valid[:h, :w].reshape(h // f, f, w // f, f)
-    n = vv.sum((1, 3))
-    out = zz.sum((1, 3)) / np.maximum(n, 1)
-    return out, n >= (f * f + 1) // 2
-
-
 def _rays(n_dir: int, r0: float, r1: float, step: float) -> tuple[np.ndarray, np.ndarray]:
     a = np.linspace(0, 2 * np.pi, n_dir, endpoint=False)
     r = np.arange(r0, r1 + 1e-9, step)
     return np.cos(a)[:, None] * r[None, :], np.sin(a)[:, None] * r[None, :]
 
 
-def window_evidence(z: np.ndarray, valid: np.ndarray, res_m: float, row: float, col: float) -> dict[str, float]:
-    """The evidence of one point at (row, col) (cell units, fractional) of a window."""
-    if valid.mean() < 0.5:
-        return {k: float("nan") for k in DEM_FEATURES}
-    zf = fill_invalid(z, valid)
-    rel = local_relief(zf, res_m)
-    ua = upstream_area(zf, valid, res_m)
-    h, w = z.shape
-    rr, cc = np.mgrid[0:h, 0:w]
-    d = np.hypot(rr + 0.5 - row, cc + 0.5 - col) * res_m
-    near = (d <= 25.0) & valid
-    raised = near & (rel > 0.3)
-    emb_flow = float(ua[raised].max()) if raised.any() else 0.0
-    flow_near = float(ua[near].max()) if near.any() else 0.0
-    dam = fill_depth(zf, valid)
-    ring = (d <= 30.0) & valid
-    dam_depth = float(dam[ring].max()) if ring.any() else 0.0
-    core = (d <= 6.0) & valid
-    embank = float(rel[core].max()) if core.any() else 0.0
-    dx, dy = _rays(16, 15.0, 50.0, res_m)
-    ri = np.clip(np.round(row - 0.5 + dy / res_m).astype(int), 0, h - 1)
-    ci = np.clip(np.round(col - 0.5 + dx / res_m).astype(int), 0, w - 1)
-    depth = np.maximum(0.0, -np.where(valid[ri, ci], rel[ri, ci], 0.0).min(1))
-    half = len(depth) // 2
-    pair = float(np.max(np.minimum(depth[:half], depth[half:])))
-    return {"emb_flow": float(np.log10(1.0 + emb_flow)), "flow_near": float(np.log10(1.0 + flow_near)),
-            "channel_pair": pair, "embank": embank, "dam_depth": dam_depth}
+SNAP_M = 25.0          # a crossing snaps to the channel's passage across the embankment within this distance
+SNAP_MIN_AREA_M2 = 2000.0   # ... when that channel drains at least this area inside the window
+CREST_M = 0.15        # the crest: flow-path cells this close to the most raised one
+RAISED_M = 0.3         # a raised cell (embankment) stands this much above its 15 m surroundings
 
 
-def crossing_evidence(dem: np.ndarray, transform: Affine, xy: np.ndarray, *, nodata: float | None = NODATA,
-                      half_m: float = 160.0, res_m: float = 2.0) -> dict[str, np.ndarray]:
-    """Hydrologic evidence (:data:`DEM_FEATURES`) at map points ``xy`` (n, 2) of a DEM array on ``transform``
-    (north-up, square cells). The DEM is aggregated to ``res_m`` cells (block mean of valid cells) in a
-    window of +-``half_m`` around each point; windows reaching past the array are padded as invalid."""
-    if transform.b != 0 or transform.d != 0 or transform.e >= 0 or abs(abs(transform.e) - transform.a) > 1e-9:
-        raise ValueError("crossing_evidence needs a north-up DEM with square cells")
+@dataclass
+class Hydrology:
+    """The layers of one DEM window that the evidence and the snapping read (cells of ``res`` metres)."""
+
+    res: float
+    valid: np.ndarray
+    rel: np.ndarray      # local relief (m)
+    ua: np.ndarray       # upstream area (m²), the window draining through its lowest edge cell
+    dam: np.ndarray      # fill depth (m), every edge cell an outlet
+
+    @classmethod
+    def of(cls, z: np.ndarray, valid: np.ndarray, res_m: float) -> "Hydrology | None":
+        """The layers of a window, or None when less than half of it is valid."""
+        if valid.mean() < 0.5:
+            return None
+        zf = fill_invalid(z, valid)
+        return cls(res_m, valid, local_relief(zf, res_m), upstream_area(zf, valid, res_m),
+                   fill_depth(zf, valid))
+
+    def _dist(self, row: float, col: float) -> np.ndarray:
+        h, w = self.valid.shape
+        rr, cc = np.ogrid[0:h, 0:w]
+        return np.hypot(rr + 0.5 - row, cc + 0.5 - col) * self.res
+
+    def evidence(self, row: float, col: float) -> dict[str, float]:
+        """The evidence (:data:`DEM_FEATURES`) of a point at (row, col) (cell units, fractional)."""
+        valid, rel, ua = self.valid, self.rel, self.ua
+        d = self._dist(row, col)
+        near = (d <= 25.0) & valid
+        raised = near & (rel > RAISED_M)
+        emb_flow = float(ua[raised].max()) if raised.any() else 0.0
+        flow_near = float(ua[near].max()) if near.any() else 0.0
+        ring = (d <= 30.0) & valid
+        dam_depth = float(self.dam[ring].max()) if ring.any() else 0.0
+        core = (d <= 6.0) & valid
+        embank = float(rel[core].max()) if core.any() else 0.0
+        h, w = valid.shape
+        dx, dy = _rays(16, 15.0, 50.0, self.res)
+        ri = np.clip(np.round(row - 0.5 + dy / self.res).astype(int), 0, h - 1)
+        ci = np.clip(np.round(col - 0.5 + dx / self.res).astype(int), 0, w - 1)
+        depth = np.maximum(0.0, -np.where(valid[ri, ci], rel[ri, ci], 0.0).min(1))
+        half = len(depth) // 2
+        pair = float(np.max(np.minimum(depth[:half], depth[half:])))
+        return {"emb_flow": float(np.log10(1.0 + emb_flow)), "flow_near": float(np.log10(1.0 + flow_near)),
+                "channel_pair": pair, "embank": embank, "dam_depth": dam_depth}
+
+    def snap(self, row: float, col: float, radius_m: float = SNAP_M,
+             min_area_m2: float = SNAP_MIN_AREA_M2) -> tuple[float, float] | None:
+        """Where the main channel within ``radius_m`` of (row, col) crosses the embankment: among the cells
+        carrying at least half the largest upstream area there (the channel's flow path), the centre of those
+        within ``CREST_M`` of the most raised one (the embankment's crest). None when no channel there drains
+        ``min_area_m2``, or when its flow crosses no raised cell (a ditch, a valley without a road)."""
+        d = self._dist(row, col)
+        near = (d <= radius_m) & self.valid
+        if not near.any():
+            return None
+        top = float(self.ua[near].max())
+        if top < min_area_m2:
+            return None
+        path = near & (self.ua >= 0.5 * top)
+        highest = float(self.rel[path].max())
+        if highest < RAISED_M:       # the flow runs along a ditch or a valley here, not across an embankment
+            return None
+        crest = path & (self.rel >= highest - CREST_M)
+        r, c = np.nonzero(crest)
+        return float(r.mean()) + 0.5, float(c.mean()) + 0.5
+
+
+@dataclass
+class DemEvidence:
+    """The DEM's word on merged crossings: evidence columns and, where the channel's passage across the
+    embankment was found, the snapped point."""
+
+    evidence: dict[str, np.ndarray]
+    xy: np.ndarray           # snapped points (the input point where nothing was found)
+    snapped: np.ndarray      # bool: moved to the channel's passage
+    seconds: float = 0.0
+
+
+def crossing_evidence(dem, xy: np.ndarray, *, half_m: float = 160.0, res_m: float = 2.0,
+                      snap_m: float | None = None) -> DemEvidence:
+    """Hydrologic evidence (:data:`DEM_FEATURES`) at map points ``xy`` (n, 2), each from a window of about
+    +-``half_m`` at ``res_m`` cells read from ``dem`` (a :class:`geodrain.read.DemSource`). With ``snap_m`` each point first moves to where the main channel within ``snap_m``
+    crosses the embankment (:meth:`Hydrology.snap`) and its evidence is measured there. A point whose window
+    is less than half valid gets NaN evidence and stays."""
+    import time
+
+    t0 = time.perf_counter()
     xy = np.asarray(xy, np.float64).reshape(-1, 2)
-    cell = transform.a
-    f = max(1, int(round(res_m / cell)))
-    res = f * cell
-    half = int(np.ceil(half_m / cell / f)) * f
-    valid = _valid(dem, nodata)
     out = {k: np.full(len(xy), np.nan) for k in DEM_FEATURES}
-    inv = ~transform
-    H, W = dem.shape
+    new_xy = xy.copy()
+    snapped = np.zeros(len(xy), bool)
     for n, (x, y) in enumerate(xy):
-        c, r = inv @ (x, y)
-        r0, c0 = int(np.floor(r)) - half, int(np.floor(c)) - half
-        sub = np.full((2 * half, 2 * half), np.nan)
-        ok = np.zeros((2 * half, 2 * half), bool)
-        a0, a1 = max(r0, 0), min(r0 + 2 * half, H)
-        b0, b1 = max(c0, 0), min(c0 + 2 * half, W)
-        if a1 <= a0 or b1 <= b0:
+        t, side = dem.window_transform(x, y, half_m, res_m)
+        z, valid = dem.read(t, side, side)
+        hyd = Hydrology.of(z, valid, abs(t.a) * dem.units_m)
+        if hyd is None:
             continue
-        sub[a0 - r0:a1 - r0, b0 - c0:b1 - c0] = dem[a0:a1, b0:b1]
-        ok[a0 - r0:a1 - r0, b0 - c0:b1 - c0] = valid[a0:a1, b0:b1]
-        zb, vb = _block_mean(np.where(ok, sub, 0.0), ok, f)
-        ev = window_evidence(zb, vb, res, (r - r0) / f, (c - c0) / f)
-        for k in DEM_FEATURES:
-            out[k][n] = ev[k]
-    return out
+        c, r = ~t @ (x, y)
+        if snap_m:
+            moved = hyd.snap(r, c, snap_m)
+            if moved is not None:
+                r, c = moved
+                new_xy[n] = t @ (c, r)
+                snapped[n] = True
+        for k, v in hyd.evidence(r, c).items():
+            out[k][n] = v
+    return DemEvidence(out, new_xy, snapped, time.perf_counter() - t0)

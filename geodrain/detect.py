@@ -5,7 +5,8 @@ Settings are resolved once (:mod:`geodrain.settings`); blocks are read and prepa
 selection) on background threads, a bounded number ahead of the engine (:mod:`geodrain.blocks`), so reading
 overlaps the model and memory stays bounded whatever the raster size. On a GPU the next block is queued
 before the previous block's outputs are decoded (:func:`geodrain.merge.decode`), so decoding overlaps the
-model too. Candidates are turned into crossings once at the end (:func:`geodrain.postprocess.crossings_at`)
+model too. Candidates are turned into crossings once at the end (:func:`geodrain.postprocess.report`: merged,
+with a DEM given its evidence read around each crossing, scored by the bundle's calibrator where it has one)
 and written atomically (:func:`geodrain.write.write_crossings`).
 """
 
@@ -27,8 +28,8 @@ from .infer.config import make_engine
 from .infer.runtime import RunConfig, resolve_device
 from .merge import Candidates, Crossings, decode
 from .model.bundle import Bundle, load_bundle
-from .postprocess import crossings_at
-from .read import RasterSource, open_source
+from .postprocess import report
+from .read import DemSource, RasterSource, open_dem, open_source
 from .settings import DetectOptions, DetectSettings
 from .window import WindowGrid, check_size, plan_blocks
 from .write import RunInfo, check_points_output, write_crossings
@@ -54,8 +55,9 @@ class DetectResult:
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
     config: dict = field(default_factory=dict)      # how the model ran (DetectSettings.record())
-    candidates: Candidates | None = None   # the window candidates (>= threshold) before merging
+    candidates: Candidates | None = None   # the window candidates (>= the decode floor) before merging
     settings: DetectSettings | None = None
+    dem: DemSource | None = None
 
     @property
     def chips_per_s(self) -> float:
@@ -74,7 +76,9 @@ class DetectResult:
                        min_valid_fraction=s.min_valid, gsd_m=b.gsd, input_gsd_m=self.source.native_gsd_m,
                        bands=s.bands, inputs=[f.path for f in self.source.files],
                        aoi=str(s.aoi) if s.aoi else "", engine=self.config, windows=self.windows,
-                       windows_evaluated=self.evaluated, area_km2=self.area_km2, runtime_s=self.seconds)
+                       windows_evaluated=self.evaluated, area_km2=self.area_km2, runtime_s=self.seconds,
+                       score=s.score_kind, dem=[f.path for f in self.dem.files] if self.dem is not None else [],
+                       dem_evidence=self.dem is not None)
 
 
 def detect(inputs: str | Path | Sequence[str | Path], output: str | Path | None = None, *,
@@ -96,10 +100,15 @@ def detect(inputs: str | Path | Sequence[str | Path], output: str | Path | None 
     settings = options.resolve(bundle, device)
     _ = bundle.model  # load and check the weights before any reading
     source = open_source(inputs, settings.bands, bundle.gsd, settings.scale)
+    dem = None
     try:
-        result = _detect(source, bundle, settings, make_engine, progress, t_start)
+        if settings.dem is not None:
+            dem = _open_dem(settings, source)
+        result = _detect(source, bundle, settings, make_engine, progress, t_start, dem)
     finally:
         source.close()
+        if dem is not None:
+            dem.close()
     if output is not None:
         t4 = time.perf_counter()
         result.output = write_crossings(result.crossings, output, source.grid.crs, source.files,
@@ -109,8 +118,35 @@ def detect(inputs: str | Path | Sequence[str | Path], output: str | Path | None 
     return result
 
 
+def _open_dem(settings: DetectSettings, source: RasterSource) -> DemSource:
+    """The DEM read in the imagery's CRS, its windows aligned to the imagery's grid; refused when it does not
+    reach the imagery."""
+    from rasterio.warp import transform_bounds
+
+    t = source.grid.transform
+    dem = open_dem(settings.dem, source.grid.crs, (t.c, t.f), z_to_m=settings.dem_z_factor)
+    x0, y0, x1, y1 = source.grid.bounds
+    if not any(_overlaps(transform_bounds(f.crs, source.grid.crs, *_file_bounds(f)), (x0, y0, x1, y1))
+               for f in dem.files):
+        raise RasterError(f"the DEM ({', '.join(f.path for f in dem.files)}) does not overlap the imagery")
+    for f in dem.files:
+        if settings.dem_z_factor is None and abs(f.z_to_m - 1.0) > 1e-9:
+            print(f"geodrain: warning: DEM {f.path}: elevations read in the unit of its CRS ({f.z_to_m:g} m); "
+                  "give the DEM's elevation unit if it differs", file=sys.stderr)
+    return dem
+
+
+def _file_bounds(f) -> tuple[float, float, float, float]:
+    xs, ys = zip(*[f.transform @ (c, r) for c in (0, f.width) for r in (0, f.height)])
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def _detect(source: RasterSource, bundle: Bundle, settings: DetectSettings, make_engine: EngineFactory,
-            progress: bool, t_start: float) -> DetectResult:
+            progress: bool, t_start: float, dem: DemSource | None = None) -> DetectResult:
     if source.native_gsd_m > 2.5 * bundle.gsd:
         print(f"geodrain: warning: input GSD {source.native_gsd_m:g} m is much coarser than the model's "
               f"{bundle.gsd:g} m; crossings may not be resolvable", file=sys.stderr)
@@ -139,7 +175,7 @@ def _detect(source: RasterSource, bundle: Bundle, settings: DetectSettings, make
         t1 = time.perf_counter()
         scores = pending.result()
         t2 = time.perf_counter()
-        parts.append(decode(scores, block, grid, source.grid.transform, settings.threshold))
+        parts.append(decode(scores, block, grid, source.grid.transform, settings.decode_floor))
         t_infer += t2 - t1
         t_merge += time.perf_counter() - t2
 
@@ -171,12 +207,14 @@ def _detect(source: RasterSource, bundle: Bundle, settings: DetectSettings, make
         raise RasterError(f"no valid pixels {where}: every window is nodata, masked or outside "
                           f"(valid fraction < {settings.min_valid})")
     t3 = time.perf_counter()
-    cands = Candidates.concat(parts, floor=settings.threshold)
-    crossings = crossings_at(cands, settings.threshold, settings.merge_radius_m / source.grid.units_m,
-                             inside=aoi.contains if aoi is not None else None)
+    cands = Candidates.concat(parts, floor=settings.decode_floor)
+    units = source.grid.units_m
+    crossings = report(cands, settings.threshold, settings.merge_radius_m / units,
+                       inside=aoi.contains if aoi is not None else None, scoring=settings.scoring, dem=dem,
+                       units_m=units)
     t_merge += time.perf_counter() - t3
     seconds = time.perf_counter() - t_start
     return DetectResult(crossings, None, source, bundle, total_windows, evaluated, area_km2, seconds,
                         {"read_thread_s": reader.read_seconds, "read_wait_s": t_wait, "infer_s": t_infer,
                          "merge_s": t_merge, "loop_s": time.perf_counter() - t_loop}, settings.record(), cands,
-                        settings)
+                        settings, dem)

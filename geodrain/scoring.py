@@ -1,13 +1,13 @@
 """Crossing scores that are probabilities.
 
 A merged crossing gathers the windows that proposed it. Its *evidence* is a short vector of numbers: the
-windows' maximum and mean logit, how many windows support it, and (where a DEM is given) the hydrologic
-evidence of :mod:`geodrain.dem_features`. A :class:`Calibrator` maps evidence to the probability that the
+windows' maximum and mean logit and how many windows support it (computed where the windows are merged,
+:func:`geodrain.merge.merge_candidates`), and (where a DEM is given) the hydrologic evidence of
+:mod:`geodrain.dem_features`. A :class:`Calibrator` maps evidence to the probability that the
 crossing is real: logistic regression (Platt scaling when the only feature is the maximum logit) fitted on
 labelled calibration scenes, with a JSON form that a bundle manifest can store.
 
-Also here: :func:`cluster_evidence` (detect's greedy merge, keeping every member window) and the
-calibration measures :func:`expected_calibration_error` and :func:`reliability`.
+Also here: the calibration measures :func:`expected_calibration_error` and :func:`reliability`.
 """
 
 from __future__ import annotations
@@ -15,70 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.spatial import cKDTree
 
-LOGIT_CLIP = 1e-7   # window probabilities are float32: logits are finite within about +-16
+from .merge import IMAGERY_EVIDENCE, Crossings, logit  # noqa: F401  (logit re-exported)
 
-
-def logit(p) -> np.ndarray:
-    p = np.clip(np.asarray(p, np.float64), LOGIT_CLIP, 1.0 - LOGIT_CLIP)
-    return np.log(p / (1.0 - p))
-
-
-# -- evidence of merged crossings -------------------------------------------------------------------------
-
-IMAGERY_FEATURES = ("max_logit", "mean_logit", "log_windows")
-
-
-@dataclass
-class Clusters:
-    """Merged crossings with their member windows' evidence (map units)."""
-
-    xy: np.ndarray                      # (n, 2) score-weighted mean of the members' points
-    score: np.ndarray                   # (n,) maximum window probability
-    members: list[np.ndarray]           # candidate indices per crossing
-    evidence: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.score)
-
-    def matrix(self, names) -> np.ndarray:
-        return np.column_stack([self.evidence[n] for n in names]) if len(self) else np.zeros((0, len(names)))
-
-    def subset(self, keep: np.ndarray) -> "Clusters":
-        idx = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep)
-        return Clusters(self.xy[idx], self.score[idx], [self.members[i] for i in idx],
-                        {k: v[idx] for k, v in self.evidence.items()})
-
-
-def cluster_evidence(xy: np.ndarray, score: np.ndarray, radius: float) -> Clusters:
-    """detect's merge (the strongest unclaimed window claims every unclaimed window within ``radius``; the
-    crossing is their score-weighted mean) with the imagery evidence of each crossing."""
-    xy = np.asarray(xy, np.float64).reshape(-1, 2)
-    score = np.asarray(score, np.float64)
-    n = len(score)
-    if n == 0:
-        return Clusters(np.zeros((0, 2)), np.zeros(0), [], {k: np.zeros(0) for k in IMAGERY_FEATURES})
-    order = np.argsort(-score, kind="stable")
-    tree = cKDTree(xy)
-    claimed = np.zeros(n, bool)
-    pts, best, members = [], [], []
-    for i in order:
-        if claimed[i]:
-            continue
-        m = np.array([j for j in tree.query_ball_point(xy[i], radius) if not claimed[j]])
-        claimed[m] = True
-        w = score[m]
-        pts.append((xy[m] * w[:, None]).sum(0) / w.sum())
-        best.append(score[i])
-        members.append(m)
-    lg = logit(score)
-    ev = {
-        "max_logit": np.array([lg[m].max() for m in members]),
-        "mean_logit": np.array([lg[m].mean() for m in members]),
-        "log_windows": np.log(np.array([len(m) for m in members], np.float64)),
-    }
-    return Clusters(np.array(pts), np.array(best), members, ev)
+IMAGERY_FEATURES = IMAGERY_EVIDENCE
+DEM_EVIDENCE = ("emb_flow", "flow_near", "channel_pair", "embank", "dam_depth", "snapped")
+KNOWN_FEATURES = IMAGERY_EVIDENCE + DEM_EVIDENCE
 
 
 # -- the calibrator ---------------------------------------------------------------------------------------
@@ -103,8 +45,13 @@ class Calibrator:
         z = self.intercept + ((x - self.mean) / self.scale) @ self.coef
         return 1.0 / (1.0 + np.exp(-z))
 
-    def predict_clusters(self, c: Clusters) -> np.ndarray:
+    def predict_crossings(self, c: Crossings) -> np.ndarray:
+        """Probabilities of merged crossings from their evidence columns."""
         return self.predict(c.matrix(self.features))
+
+    @property
+    def uses_dem(self) -> bool:
+        return any(f in DEM_EVIDENCE for f in self.features)
 
     def to_json(self) -> dict:
         return {"kind": "logistic", "features": list(self.features), "mean": self.mean.tolist(),
@@ -113,14 +60,104 @@ class Calibrator:
 
     @classmethod
     def from_json(cls, d: dict) -> "Calibrator":
-        if d.get("kind") != "logistic":
-            raise ValueError(f"unknown calibrator kind {d.get('kind')!r}")
-        n = len(d["features"])
-        arrs = [np.asarray(d[k], np.float64) for k in ("mean", "scale", "coef")]
-        if any(a.shape != (n,) for a in arrs):
-            raise ValueError("calibrator arrays do not match its feature list")
-        return cls(tuple(d["features"]), *arrs, float(d["intercept"]), float(d.get("l2", 1e-3)),
-                   dict(d.get("fitted_on", {})))
+        """The calibrator of :meth:`to_json`'s form; a malformed one is a ValueError saying what is wrong."""
+        if not isinstance(d, dict) or d.get("kind") != "logistic":
+            raise ValueError(f"unknown calibrator kind {d.get('kind') if isinstance(d, dict) else d!r}")
+        try:
+            feats = tuple(str(f) for f in d["features"])
+            arrs = [np.asarray(d[k], np.float64) for k in ("mean", "scale", "coef")]
+            intercept = float(d["intercept"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"calibrator lacks or mangles {e}") from None
+        unknown = [f for f in feats if f not in KNOWN_FEATURES]
+        if unknown:
+            raise ValueError(f"calibrator reads unknown evidence {', '.join(unknown)}")
+        if any(a.shape != (len(feats),) for a in arrs) or not all(np.isfinite(a).all() for a in arrs) \
+                or not np.isfinite(intercept) or (arrs[1] <= 0).any():
+            raise ValueError("calibrator arrays do not match its feature list or are not finite")
+        return cls(feats, *arrs, intercept, float(d.get("l2", 1e-3)), dict(d.get("fitted_on", {})))
+
+
+@dataclass(frozen=True)
+class DemScoring:
+    """How a bundle's scores read a DEM: the hydrologic evidence's window (``half_m``, cells of ``res_m``), the
+    snapping to the channel's passage (``snap_m``; None: none), whether a snapped crossing moves there
+    (``move``), the de-duplication of crossings sharing a passage (``dedupe_m``) and the calibrator of the
+    imagery and DEM evidence."""
+
+    calibrator: Calibrator
+    snap_m: float | None = None
+    move: bool = False
+    dedupe_m: float | None = None
+    half_m: float = 160.0
+    res_m: float = 2.0
+
+    def reading(self) -> dict:
+        """Keyword arguments of :func:`geodrain.postprocess.dem_evidence`."""
+        return {"snap_m": self.snap_m, "move": self.move, "dedupe_m": self.dedupe_m, "half_m": self.half_m,
+                "res_m": self.res_m}
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """A bundle's calibrated scores (its manifest's ``scoring``): every window >= ``floor`` is merged within
+    ``merge_radius_m`` (placed from the windows within ``place_radius_m`` of the strongest, when set), each
+    crossing's probability comes from the ``imagery`` calibrator, or the ``dem`` one when a DEM is given, and
+    crossings are reported from ``report_at`` unless a threshold is given. ``stride_px`` is the window stride
+    the calibrators were fitted at."""
+
+    stride_px: int
+    floor: float
+    merge_radius_m: float
+    imagery: Calibrator
+    report_at: float = 0.5
+    place_radius_m: float | None = None
+    dem: DemScoring | None = None
+
+    def to_json(self) -> dict:
+        out = {"stride_px": self.stride_px, "floor": self.floor, "merge_radius_m": self.merge_radius_m,
+               "place_radius_m": self.place_radius_m, "report_at": self.report_at,
+               "imagery": self.imagery.to_json()}
+        if self.dem is not None:
+            d = self.dem
+            out["dem"] = {"calibrator": d.calibrator.to_json(), "snap_m": d.snap_m, "move": d.move,
+                          "dedupe_m": d.dedupe_m, "half_m": d.half_m, "res_m": d.res_m}
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Scoring":
+        """The scoring of :meth:`to_json`'s form; a malformed one is a ValueError saying what is wrong."""
+        if not isinstance(d, dict):
+            raise ValueError("must be an object")
+
+        def num(key, lo=None, hi=None, src=d, optional=False):
+            v = src.get(key)
+            if v is None and optional:
+                return None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) \
+                    or (lo is not None and v < lo) or (hi is not None and v > hi):
+                raise ValueError(f"'{key}' must be a number" + (f" from {lo}" if lo is not None else "")
+                                 + (f" to {hi}" if hi is not None else "") + f", got {v!r}")
+            return float(v)
+
+        imagery = Calibrator.from_json(d.get("imagery"))
+        if imagery.uses_dem:
+            raise ValueError("the 'imagery' calibrator reads DEM evidence")
+        dem = None
+        if d.get("dem") is not None:
+            e = d["dem"]
+            if not isinstance(e, dict):
+                raise ValueError("'dem' must be an object")
+            dem = DemScoring(Calibrator.from_json(e.get("calibrator")), num("snap_m", 0, src=e, optional=True),
+                             bool(e.get("move", False)), num("dedupe_m", 0, src=e, optional=True),
+                             num("half_m", 20, 2000, src=e) if "half_m" in e else 160.0,
+                             num("res_m", 0.1, 50, src=e) if "res_m" in e else 2.0)
+        stride = d.get("stride_px")
+        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= 100:
+            raise ValueError(f"'stride_px' must be an integer from 1 to 100, got {stride!r}")
+        return cls(stride, num("floor", 0, 1), num("merge_radius_m", 0), imagery,
+                   num("report_at", 0, 1) if "report_at" in d else 0.5,
+                   num("place_radius_m", 0, optional=True), dem)
 
 
 def fit_calibrator(x: np.ndarray, y: np.ndarray, features, l2: float = 1e-3, iters: int = 100,

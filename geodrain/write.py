@@ -1,7 +1,9 @@
 """Write stage: crossings to a GeoPackage (or GeoJSON, GeoParquet, CSV by extension), atomically.
 
-The GeoPackage layer ``crossings`` holds points in the raster's CRS with ``score``, ``n_windows`` (supporting
-windows), ``width_m``/``height_m`` (the structure's size), ``source`` (input file) and ``model``; the run's
+The GeoPackage layer ``crossings`` holds points in the raster's CRS with ``score`` (a calibrated probability
+where the bundle has calibrated scoring), ``window_score`` (the strongest window's probability), ``n_windows``
+(supporting windows), ``width_m``/``height_m`` (the structure's size), with a DEM its evidence columns,
+``source`` (input file) and ``model``; the run's
 metadata (:class:`RunInfo`) is stored in the GeoPackage metadata tables, and a default QGIS style
 (``layer_styles``, the table QGIS itself uses) makes the points render visibly when the file is opened.
 GeoJSON is written in WGS 84 as RFC 7946 requires; GeoParquet and CSV keep the raster's CRS (CSV adds ``x``,
@@ -15,7 +17,7 @@ Every format is written to a temporary file beside the destination and renamed o
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -134,6 +136,9 @@ class RunInfo:
     windows_evaluated: int
     area_km2: float
     runtime_s: float
+    score: str = "window probability (the strongest window's)"
+    dem: list[str] = field(default_factory=list)
+    dem_evidence: bool = False
 
     def metadata(self, crossings: int) -> dict[str, Any]:
         return {
@@ -143,6 +148,7 @@ class RunInfo:
             "model_path": self.model_path,
             "architecture": self.architecture,
             "threshold": self.threshold,
+            "score": self.score,
             "merge_radius_m": self.merge_radius_m,
             "stride_px": self.stride_px,
             "min_valid_fraction": self.min_valid_fraction,
@@ -151,6 +157,7 @@ class RunInfo:
             "bands": ",".join(map(str, self.bands)),
             "inputs": list(self.inputs),
             "aoi": self.aoi,
+            "dem": list(self.dem),
             "engine": self.engine,
             "windows": self.windows,
             "windows_evaluated": self.windows_evaluated,
@@ -171,24 +178,38 @@ def source_names(files: Sequence[InputFile], xy: np.ndarray) -> list[str]:
     return names
 
 
+DEM_COLUMNS = {   # evidence column -> decimals
+    "emb_flow": 2, "flow_near": 2, "channel_pair": 2, "embank": 2, "dam_depth": 2,
+}
+
+
 def crossing_columns(c: Crossings, files: Sequence[InputFile], model_id: str) -> dict[str, Any]:
-    """The attribute table of the ``crossings`` layer."""
-    return {
+    """The attribute table of the ``crossings`` layer: ``score`` (the calibrated probability where the bundle
+    has calibrated scoring, else the strongest window's probability), ``window_score`` (the strongest
+    window's probability), and with a DEM its evidence columns (:data:`DEM_COLUMNS`) and ``snapped``."""
+    cols = {
         "crossing_id": np.arange(1, len(c) + 1, dtype=np.int32),
-        "score": np.round(c.score.astype(np.float64), 4),
+        "score": np.round(c.reported_score.astype(np.float64), 4),
+        "window_score": np.round(c.score.astype(np.float64), 6),
         "n_windows": c.n_windows.astype(np.int32),
         "width_m": np.round(c.size_m[:, 0].astype(np.float64), 1) if len(c) else np.zeros(0),
         "height_m": np.round(c.size_m[:, 1].astype(np.float64), 1) if len(c) else np.zeros(0),
-        "source": source_names(files, c.xy),
-        "model": [model_id] * len(c),
     }
+    for name, decimals in DEM_COLUMNS.items():
+        if name in c.evidence:
+            cols[name] = np.round(np.asarray(c.evidence[name], np.float64), decimals)
+    if "snapped" in c.evidence:
+        cols["snapped"] = np.asarray(c.evidence["snapped"], bool)
+    cols["source"] = source_names(files, c.xy)
+    cols["model"] = [model_id] * len(c)
+    return cols
 
 
 def write_crossings(c: Crossings, path: str | Path, crs, files: Sequence[InputFile], info: RunInfo, *,
                     overwrite: bool = False) -> Path:
     """Write detected crossings with their run's metadata to ``path`` (format by extension), atomically."""
     desc = (f"Drainage crossings detected by geodrain {__version__} with {info.model_id} "
-            f"(threshold {info.threshold:.3f})")
+            f"(threshold {info.threshold:.3f}; score: {info.score})")
     return write_points(c.xy, crossing_columns(c, files, info.model_id), crs, path,
                         metadata=info.metadata(len(c)), overwrite=overwrite, description=desc)
 

@@ -4,6 +4,7 @@
 
     models/<name>/
         manifest.json   architecture, bands, normalization, GSD, window/context size, threshold,
+                        the inputs it reads (imagery, a DEM), its calibrated scoring,
                         training provenance, metrics, tuned inference settings, sha256 of every file
         weights.pt      the state dict (torch.load(weights_only=True))
         model.onnx      the chip model, dynamic batch, raw DN input, output (N, 5)
@@ -11,6 +12,11 @@
 A bundle is written to a temporary folder beside its destination and renamed into place, so a
 half-written bundle never looks complete. Loading checks the manifest, the checksums and that the weights
 fit the declared architecture; every failure is a one-line :class:`~geodrain.errors.BundleError`.
+
+``scoring`` (optional) makes a crossing's score a probability (:class:`geodrain.scoring.Scoring`: the window
+floor, merge radius and placement it was fitted at, a calibrator of the imagery evidence and, for DEM runs,
+one of the imagery and DEM evidence with the DEM's snapping). ``inputs`` says what a bundle reads:
+``{"imagery": "required", "dem": "optional"}`` by default; a DEM-aware bundle requires the DEM.
 
 The deployed bundle ships with the package (the repository's top-level ``models/`` folder is installed as
 the package data :mod:`geodrain.deployed`); ``$GEODRAIN_MODEL`` overrides it.
@@ -24,7 +30,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +41,9 @@ from ..output import atomic_folder, check_output_folder, write_json
 from .arch import Arch
 from .boxes import CODING
 from .sppnet import GSD_M, SPPNet, WINDOW_PX
+
+if TYPE_CHECKING:
+    from ..scoring import Scoring
 
 FORMAT = "geodrain-bundle/1"
 MANIFEST = "manifest.json"
@@ -141,6 +150,25 @@ class Bundle:
         return int(self.manifest.get("stride_px", 24))
 
     @property
+    def inputs(self) -> dict[str, str]:
+        """The inputs the bundle reads and whether each is ``required`` or ``optional`` (manifest ``inputs``;
+        default: the imagery required, a DEM optional)."""
+        return dict(self.manifest.get("inputs") or {"imagery": "required", "dem": "optional"})
+
+    @property
+    def needs_dem(self) -> bool:
+        """True for a DEM-aware bundle: it cannot run without a DEM."""
+        return self.inputs.get("dem") == "required"
+
+    def scoring_for(self, stride: int) -> "Scoring | None":
+        """The calibrated scoring at window ``stride`` (None: scores are window probabilities there): the
+        manifest's ``scoring`` at the stride it was fitted at, or a ``calibrations`` entry's ``scoring``."""
+        raw = self.manifest.get("scoring")
+        if raw is None or int(raw.get("stride_px", -1)) != int(stride):
+            raw = (self.manifest.get("calibrations") or {}).get(str(int(stride)), {}).get("scoring")
+        return None if raw is None else _scoring(raw, self.path / MANIFEST)
+
+    @property
     def onnx_path(self) -> Path:
         return self.path / ONNX
 
@@ -175,6 +203,30 @@ class Bundle:
         write_json(self.path / MANIFEST, self.manifest)
 
 
+def _scoring(raw: Any, where: Path) -> "Scoring":
+    from ..scoring import Scoring
+
+    try:
+        return Scoring.from_json(raw)
+    except ValueError as e:
+        raise BundleError(f"bundle manifest {where}: 'scoring' is malformed: {e}") from None
+
+
+def _check_inputs(manifest: dict, where: Path) -> None:
+    inputs = manifest.get("inputs")
+    if inputs is None:
+        return
+    if not isinstance(inputs, dict) or inputs.get("imagery") != "required" or any(
+            k not in ("imagery", "dem") or v not in ("required", "optional") for k, v in inputs.items()):
+        raise BundleError(f"bundle manifest {where}: 'inputs' must be an object like {{\"imagery\": \"required\", "
+                          f"\"dem\": \"optional\"}} (dem: required or optional), got {inputs!r}")
+    if inputs.get("dem") == "required":
+        sc = manifest.get("scoring")
+        if not isinstance(sc, dict) or sc.get("dem") is None:
+            raise BundleError(f"bundle manifest {where}: a bundle that requires a DEM needs a 'scoring' with "
+                              "a 'dem' calibrator")
+
+
 def _deep_merge(into: dict, new: dict) -> None:
     for k, v in new.items():
         if isinstance(v, dict) and isinstance(into.get(k), dict):
@@ -206,6 +258,9 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
         if key not in manifest:
             raise BundleError(f"bundle manifest {mpath} lacks '{key}'")
     Arch.from_dict(manifest["arch"])  # raises ArchitectureError (a user error) if malformed
+    _check_inputs(manifest, mpath)
+    if manifest.get("scoring") is not None:
+        _scoring(manifest["scoring"], mpath)
     files = manifest["files"]
     if WEIGHTS not in files:
         raise BundleError(f"bundle manifest {mpath} lists no {WEIGHTS}")

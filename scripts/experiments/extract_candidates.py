@@ -8,14 +8,12 @@ watershed evaluation and the DEM experiments (one inference pass per bundle and 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from wslib import FLOOR, scene_candidates  # noqa: E402
+from common import scene_candidates
 
-from geodrain.model.bundle import load_bundle  # noqa: E402
+from geodrain.model.bundle import load_bundle
 
 
 def main() -> None:
@@ -23,15 +21,15 @@ def main() -> None:
     ap.add_argument("bundle")
     ap.add_argument("scenes", nargs="+", type=Path)
     ap.add_argument("--work", type=Path, required=True)
-    ap.add_argument("--floor", type=float, default=FLOOR)
+    ap.add_argument("--floor", type=float, default=0.5)
     ap.add_argument("--wait", action="store_true", help="wait for scenes that are still being generated")
     args = ap.parse_args()
     bundle = load_bundle(args.bundle)
     for s in args.scenes:
         while args.wait and not (s / "scene.json").exists():
             time.sleep(5)
-        c = scene_candidates(bundle, s, args.work, args.floor)
-        print(f"{s.name}: {len(c['score'])} candidates >= {args.floor:g}, {float(c['seconds']):.1f} s", flush=True)
+        c, seconds = scene_candidates(bundle, s, args.work, args.floor)
+        print(f"{s.name}: {len(c)} candidates >= {args.floor:g}, {seconds:.1f} s", flush=True)
 
 
 if __name__ == "__main__":
