@@ -5,7 +5,7 @@ where the bundle has calibrated scoring), ``window_score`` (the strongest window
 (supporting windows), ``width_m``/``height_m`` (the structure's size), with a DEM its evidence columns,
 ``source`` (input file) and ``model``; the run's
 metadata (:class:`RunInfo`) is stored in the GeoPackage metadata tables, and a default QGIS style
-(``layer_styles``, the table QGIS itself uses) makes the points render visibly when the file is opened.
+(``layer_styles``, the table QGIS itself uses) graduates the points by ``score`` when the file is opened.
 GeoJSON is written in WGS 84 as RFC 7946 requires; GeoParquet and CSV keep the raster's CRS (CSV adds ``x``,
 ``y`` and ``crs`` columns). :func:`write_points` writes any point layer the same way (``geodrain mine`` uses
 it for its hard examples).
@@ -33,11 +33,83 @@ FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".parquet
            ".geoparquet": "GeoParquet", ".csv": "CSV"}
 LAYER = "crossings"
 
+# The default style graduates the points by ``score`` (a calibrated probability where the bundle has
+# calibrated scoring): four classes, pale and small below 0.5 to dark red and large from 0.95.
+SCORE_CLASSES = [(0.0, 0.5, 'below 0.5'), (0.5, 0.8, '0.5 - 0.8'), (0.8, 0.95, '0.8 - 0.95'), (0.95, 1.0, '0.95 - 1')]
+
 QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.28.0" styleCategories="Symbology|Labeling">
-  <renderer-v2 type="singleSymbol" symbollevels="0" enableorderby="0" forceraster="0">
+  <renderer-v2 type="graduatedSymbol" attr="score" graduatedMethod="GraduatedColor" symbollevels="0"
+               enableorderby="0" forceraster="0">
+    <ranges>
+      <range lower="0.0" upper="0.5" symbol="0" label="below 0.5" render="true"/>
+      <range lower="0.5" upper="0.8" symbol="1" label="0.5 - 0.8" render="true"/>
+      <range lower="0.8" upper="0.95" symbol="2" label="0.8 - 0.95" render="true"/>
+      <range lower="0.95" upper="1.0" symbol="3" label="0.95 - 1" render="true"/>
+    </ranges>
     <symbols>
       <symbol type="marker" name="0" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleMarker" enabled="1" pass="0" locked="0">
+          <Option type="Map">
+            <Option type="QString" name="name" value="circle"/>
+            <Option type="QString" name="color" value="190,190,190,255"/>
+            <Option type="QString" name="outline_color" value="255,255,255,255"/>
+            <Option type="QString" name="outline_style" value="solid"/>
+            <Option type="QString" name="outline_width" value="0.5"/>
+            <Option type="QString" name="outline_width_unit" value="MM"/>
+            <Option type="QString" name="size" value="2.4"/>
+            <Option type="QString" name="size_unit" value="MM"/>
+            <Option type="QString" name="joinstyle" value="bevel"/>
+          </Option>
+        </layer>
+      </symbol>
+      <symbol type="marker" name="1" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleMarker" enabled="1" pass="0" locked="0">
+          <Option type="Map">
+            <Option type="QString" name="name" value="circle"/>
+            <Option type="QString" name="color" value="255,200,0,255"/>
+            <Option type="QString" name="outline_color" value="255,255,255,255"/>
+            <Option type="QString" name="outline_style" value="solid"/>
+            <Option type="QString" name="outline_width" value="0.5"/>
+            <Option type="QString" name="outline_width_unit" value="MM"/>
+            <Option type="QString" name="size" value="3.0"/>
+            <Option type="QString" name="size_unit" value="MM"/>
+            <Option type="QString" name="joinstyle" value="bevel"/>
+          </Option>
+        </layer>
+      </symbol>
+      <symbol type="marker" name="2" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleMarker" enabled="1" pass="0" locked="0">
+          <Option type="Map">
+            <Option type="QString" name="name" value="circle"/>
+            <Option type="QString" name="color" value="255,110,0,255"/>
+            <Option type="QString" name="outline_color" value="255,255,255,255"/>
+            <Option type="QString" name="outline_style" value="solid"/>
+            <Option type="QString" name="outline_width" value="0.5"/>
+            <Option type="QString" name="outline_width_unit" value="MM"/>
+            <Option type="QString" name="size" value="3.6"/>
+            <Option type="QString" name="size_unit" value="MM"/>
+            <Option type="QString" name="joinstyle" value="bevel"/>
+          </Option>
+        </layer>
+      </symbol>
+      <symbol type="marker" name="3" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleMarker" enabled="1" pass="0" locked="0">
+          <Option type="Map">
+            <Option type="QString" name="name" value="circle"/>
+            <Option type="QString" name="color" value="220,0,0,255"/>
+            <Option type="QString" name="outline_color" value="255,255,255,255"/>
+            <Option type="QString" name="outline_style" value="solid"/>
+            <Option type="QString" name="outline_width" value="0.5"/>
+            <Option type="QString" name="outline_width_unit" value="MM"/>
+            <Option type="QString" name="size" value="4.2"/>
+            <Option type="QString" name="size_unit" value="MM"/>
+            <Option type="QString" name="joinstyle" value="bevel"/>
+          </Option>
+        </layer>
+      </symbol>
+    </symbols>
+      <source-symbol><symbol type="marker" name="0" alpha="1" clip_to_extent="1" force_rhr="0">
         <layer class="SimpleMarker" enabled="1" pass="0" locked="0">
           <Option type="Map">
             <Option type="QString" name="name" value="circle"/>
@@ -51,15 +123,15 @@ QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
             <Option type="QString" name="joinstyle" value="bevel"/>
           </Option>
         </layer>
-      </symbol>
-    </symbols>
+      </symbol></source-symbol>
+    <classificationMethod id="Fixed"/>
     <rotation/>
     <sizescale/>
   </renderer-v2>
   <labeling type="simple">
     <settings calloutType="simple">
       <text-style fieldName="format_number(&quot;score&quot;, 2)" isExpression="1" fontSize="8"
-                  textColor="255,40,0,255" fontWeight="75">
+                  textColor="160,0,0,255" fontWeight="75">
         <text-buffer bufferDraw="1" bufferSize="0.8" bufferColor="255,255,255,255"/>
       </text-style>
       <placement placement="1" dist="1.5" xOffset="0" yOffset="0"/>
@@ -71,13 +143,50 @@ QML = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 """
 
 SLD = """<?xml version="1.0" encoding="UTF-8"?>
-<StyledLayerDescriptor version="1.1.0" xmlns="http://www.opengis.net/sld" xmlns:se="http://www.opengis.net/se">
-  <NamedLayer><se:Name>crossings</se:Name><UserStyle><se:Name>crossings</se:Name><se:FeatureTypeStyle><se:Rule>
+<StyledLayerDescriptor version="1.1.0" xmlns="http://www.opengis.net/sld" xmlns:se="http://www.opengis.net/se"
+    xmlns:ogc="http://www.opengis.net/ogc">
+  <NamedLayer><se:Name>crossings</se:Name><UserStyle><se:Name>crossings</se:Name><se:FeatureTypeStyle>
+  <se:Rule><se:Name>below 0.5</se:Name>
+    <ogc:Filter><ogc:And>
+      <ogc:PropertyIsGreaterThanOrEqualTo><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.0</ogc:Literal></ogc:PropertyIsGreaterThanOrEqualTo>
+      <ogc:PropertyIsLessThan><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.5</ogc:Literal></ogc:PropertyIsLessThan>
+    </ogc:And></ogc:Filter>
     <se:PointSymbolizer><se:Graphic><se:Mark><se:WellKnownName>circle</se:WellKnownName>
-      <se:Fill><se:SvgParameter name="fill">#ff2800</se:SvgParameter></se:Fill>
+      <se:Fill><se:SvgParameter name="fill">#bebebe</se:SvgParameter></se:Fill>
+      <se:Stroke><se:SvgParameter name="stroke">#ffffff</se:SvgParameter></se:Stroke>
+    </se:Mark><se:Size>9</se:Size></se:Graphic></se:PointSymbolizer>
+  </se:Rule>
+  <se:Rule><se:Name>0.5 - 0.8</se:Name>
+    <ogc:Filter><ogc:And>
+      <ogc:PropertyIsGreaterThanOrEqualTo><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.5</ogc:Literal></ogc:PropertyIsGreaterThanOrEqualTo>
+      <ogc:PropertyIsLessThan><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.8</ogc:Literal></ogc:PropertyIsLessThan>
+    </ogc:And></ogc:Filter>
+    <se:PointSymbolizer><se:Graphic><se:Mark><se:WellKnownName>circle</se:WellKnownName>
+      <se:Fill><se:SvgParameter name="fill">#ffc800</se:SvgParameter></se:Fill>
+      <se:Stroke><se:SvgParameter name="stroke">#ffffff</se:SvgParameter></se:Stroke>
+    </se:Mark><se:Size>11</se:Size></se:Graphic></se:PointSymbolizer>
+  </se:Rule>
+  <se:Rule><se:Name>0.8 - 0.95</se:Name>
+    <ogc:Filter><ogc:And>
+      <ogc:PropertyIsGreaterThanOrEqualTo><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.8</ogc:Literal></ogc:PropertyIsGreaterThanOrEqualTo>
+      <ogc:PropertyIsLessThan><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.95</ogc:Literal></ogc:PropertyIsLessThan>
+    </ogc:And></ogc:Filter>
+    <se:PointSymbolizer><se:Graphic><se:Mark><se:WellKnownName>circle</se:WellKnownName>
+      <se:Fill><se:SvgParameter name="fill">#ff6e00</se:SvgParameter></se:Fill>
       <se:Stroke><se:SvgParameter name="stroke">#ffffff</se:SvgParameter></se:Stroke>
     </se:Mark><se:Size>13</se:Size></se:Graphic></se:PointSymbolizer>
-  </se:Rule></se:FeatureTypeStyle></UserStyle></NamedLayer>
+  </se:Rule>
+  <se:Rule><se:Name>0.95 - 1</se:Name>
+    <ogc:Filter><ogc:And>
+      <ogc:PropertyIsGreaterThanOrEqualTo><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.95</ogc:Literal></ogc:PropertyIsGreaterThanOrEqualTo>
+      <ogc:PropertyIsLessThanOrEqualTo><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>1.0</ogc:Literal></ogc:PropertyIsLessThanOrEqualTo>
+    </ogc:And></ogc:Filter>
+    <se:PointSymbolizer><se:Graphic><se:Mark><se:WellKnownName>circle</se:WellKnownName>
+      <se:Fill><se:SvgParameter name="fill">#dc0000</se:SvgParameter></se:Fill>
+      <se:Stroke><se:SvgParameter name="stroke">#ffffff</se:SvgParameter></se:Stroke>
+    </se:Mark><se:Size>15</se:Size></se:Graphic></se:PointSymbolizer>
+  </se:Rule>
+  </se:FeatureTypeStyle></UserStyle></NamedLayer>
 </StyledLayerDescriptor>
 """
 
@@ -220,9 +329,10 @@ def _write_gpkg(gdf, tmp: Path, layer: str, meta: dict[str, str], description: s
 
     pyogrio.write_dataframe(gdf, tmp, layer=layer, driver="GPKG", layer_metadata=meta or None,
                             layer_options={"DESCRIPTION": description} if description else None)
+    geometry_column = pyogrio.read_info(tmp, layer=layer).get("geometry_name") or "geom"
     style = pd.DataFrame({
         "f_table_catalog": [""], "f_table_schema": [""], "f_table_name": [layer],
-        "f_geometry_column": ["geometry"], "styleName": [layer], "styleQML": [QML], "styleSLD": [SLD],
+        "f_geometry_column": [geometry_column], "styleName": [layer], "styleQML": [QML], "styleSLD": [SLD],
         "useAsDefault": [True], "description": ["geodrain default style"], "owner": [""], "ui": [""],
         "update_time": [pd.Timestamp.now(tz="UTC").tz_localize(None)],
     })
