@@ -51,13 +51,15 @@ class DetectOptions:
     overwrite: bool = False
     dem: tuple[str | Path, ...] | None = None   # DEM file(s): any CRS and resolution
     dem_z_factor: float | None = None           # metres per DEM elevation unit (None: from the DEM's CRS)
+    window_scores: bool = False   # ignore the bundle's calibrated scoring: the threshold is a window probability
+                                  # and every window >= it is a candidate (calibrate, mine, experiments)
 
     def resolved(self, bundle: Bundle) -> "DetectOptions":
         """A copy with the stride, threshold and merge radius the bundle was calibrated with filled in: at a
         stride with calibrated scoring, the threshold is a crossing probability (default: the scoring's
         ``report_at``) and the merge radius the scoring's; otherwise a window probability."""
         stride = bundle.stride_px if self.stride is None else self.stride
-        scoring = bundle.scoring_for(stride)
+        scoring = None if self.window_scores else bundle.scoring_for(stride)
         threshold = (scoring.report_at if scoring else bundle.threshold) if self.threshold is None else self.threshold
         radius = (scoring.merge_radius_m if scoring else bundle.merge_radius_m) if self.merge_radius_m is None \
             else self.merge_radius_m
@@ -69,15 +71,15 @@ class DetectOptions:
         if len(o.bands) != bundle.arch.bands:
             raise RasterError(f"{len(o.bands)} band(s) selected ({', '.join(map(str, o.bands))}) but the model "
                               f"expects {bundle.arch.bands} ({', '.join(bundle.bands)})")
-        scoring = bundle.scoring_for(int(o.stride))
+        scoring = None if o.window_scores else bundle.scoring_for(int(o.stride))
         dem = tuple(str(p) for p in o.dem) if o.dem else None
-        if bundle.needs_dem and dem is None:
+        if bundle.needs_dem and dem is None and not o.window_scores:
             raise BundleError(f"model bundle {bundle.name} is DEM-aware: it needs a DEM (elevation raster, any "
                               "CRS and resolution) beside the imagery, and cannot score crossings without one")
-        if bundle.needs_dem and (scoring is None or scoring.dem is None):
+        if bundle.needs_dem and not o.window_scores and (scoring is None or scoring.dem is None):
             raise BundleError(f"model bundle {bundle.name} needs a DEM but has no DEM calibration at stride "
                               f"{o.stride}; use its stride {bundle.stride_px}")
-        if scoring is None and bundle.manifest.get("scoring") is not None:
+        if scoring is None and bundle.manifest.get("scoring") is not None and not o.window_scores:
             warn(f"no calibrated scores at stride {o.stride} (the bundle's are at stride "
                  f"{bundle.manifest['scoring'].get('stride_px')}): scores are window probabilities and the "
                  "threshold is a window probability")

@@ -180,3 +180,16 @@ def test_malformed_scoring_and_inputs_refused(site, tmp_path):
     (bad / "manifest.json").write_text(json.dumps({**m, "inputs": {"imagery": "optional"}}))
     with pytest.raises(BundleError, match="'inputs' must be"):
         load_bundle(bad)
+
+
+def test_window_scores_ignore_the_calibration(site):
+    """What `geodrain calibrate`, `mine` and the experiments ask for: every window from the given threshold,
+    whatever the bundle's calibrated scoring (a DEM-aware bundle included: windows need no DEM)."""
+    every = _run(site, site["imagery"], threshold=0.0).candidates      # calibrated: windows from its floor 0.02
+    assert every.floor == 0.02
+    cut = float(np.quantile(every.score, 0.5))
+    for key in ("imagery", "dem_aware"):
+        r = _run(site, site[key], threshold=cut, window_scores=True)
+        assert r.settings.scoring is None and r.crossings.probability is None
+        assert r.candidates.floor == cut and len(r.candidates) == int((every.score >= cut).sum())
+        assert np.array_equal(r.crossings.reported_score, r.crossings.score) and (r.crossings.score >= cut).all()

@@ -67,7 +67,8 @@ def calibrate_threshold(bundle: Bundle, scenes: Sequence[str | Path], *, toleran
     for folder in scenes:
         scene = open_scene(folder)
         r = detect(scene.raster, None, model=bundle, progress=False,
-                   options=DetectOptions(threshold=floor, device=device, precision="fp32", stride=stride),
+                   options=DetectOptions(threshold=floor, device=device, precision="fp32", stride=stride,
+                                         window_scores=True),
                    make_engine=make_engine or default_engine)
         cands.append(r.candidates)
         truths.append(scene.crossings.xy)

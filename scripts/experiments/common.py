@@ -92,7 +92,8 @@ def candidates(bundle: Bundle, folder: Path, *, stride: int | None = None, cache
         return load_candidates(cache, floor)
     t0 = time.perf_counter()
     r = detect(folder / "naip.tif", None, model=bundle, progress=False,
-               options=DetectOptions(threshold=floor, device="cpu", precision="fp32", stride=stride), **detect_kw)
+               options=DetectOptions(threshold=floor, device="cpu", precision="fp32", stride=stride,
+                                         window_scores=True), **detect_kw)
     c = r.candidates
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
