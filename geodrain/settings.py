@@ -1,8 +1,8 @@
 """Detection settings: what a user may set (:class:`DetectOptions`) and what a run uses (:class:`DetectSettings`).
 
 ``None`` in :class:`DetectOptions` means "the default": the window stride, threshold and merge radius the
-bundle was calibrated with (with its calibrated scoring, the threshold is a crossing probability); the engine, run configuration, block size and reading threads suited to the
-bundle on the device. :meth:`DetectOptions.resolve` fills them in once, before any pixel is read, so every
+bundle was calibrated with (with its calibrated scoring, the threshold is a crossing probability); the
+engine, run configuration, block size and reading threads suited to the bundle on the device. :meth:`DetectOptions.resolve` fills them in once, before any pixel is read, so every
 stage receives concrete, checked values.
 """
 

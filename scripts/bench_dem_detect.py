@@ -9,7 +9,7 @@ writing): the imagery-only command, then the same with --dem, then (with --dem-m
 --dem. Reports each run's wall time, the crossings written, and the ratios of the summed wall times.
 
     python scripts/bench_dem_detect.py runs/ws/scenes/s9002 --work runs/bench_dem --repeat 2 \
-        --dem-model runs/ws/bundles/dem-aware
+        --dem-model runs/ws/bundles/dem-aware --cands-work runs/ws
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="imagery bundle (default: the deployed one)")
     ap.add_argument("--dem-model", default=None, help="a DEM-aware bundle run with --dem as a third variant")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--cands-work", type=Path, default=None,
+                    help="work folder of scripts/eval_watershed.py holding this scene's cached window candidates: "
+                         "also time the DEM step alone (in this process, on those candidates)")
     args = ap.parse_args()
     import geopandas as gpd
 
@@ -100,6 +103,41 @@ def main() -> None:
     b = gpd.read_file(args.work / "imagery_dem.gpkg", layer="crossings")
     same = len(a) == len(b) and np.allclose(np.c_[a.geometry.x, a.geometry.y], np.c_[b.geometry.x, b.geometry.y])
     print(f"imagery and imagery --dem wrote the same crossings: {same}")
+    if args.cands_work is not None:
+        step_alone(args, dem, base / args.repeat)
+
+
+def step_alone(args, dem_path: Path, imagery_s: float) -> None:
+    """The DEM step of detect (geodrain.postprocess.report with the DEM read in state plane feet) on the
+    scene's cached window candidates, against report without it, 3 times each, in this process."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "experiments"))
+    from common import load_scene, scene_candidates
+
+    from geodrain.model.bundle import load_bundle
+    from geodrain.postprocess import report
+    from geodrain.read import open_dem
+
+    bundle = load_bundle(args.model)
+    sc = bundle.scoring_for(bundle.stride_px)
+    scene = load_scene(args.scene)
+    cands, _ = scene_candidates(bundle, args.scene, args.cands_work, sc.floor)
+    rows = []
+    for k in range(3):
+        t0 = time.perf_counter()
+        plain = report(cands, sc.report_at, bundle.merge_radius_m if sc is None else sc.merge_radius_m, scoring=sc)
+        t1 = time.perf_counter()
+        src = open_dem(dem_path, scene.crs, (scene.transform.c, scene.transform.f))
+        every = report(cands, 0.0, sc.merge_radius_m, scoring=sc, dem=src)
+        src.close()
+        t2 = time.perf_counter()
+        rows.append({"repeat": k + 1, "report_s": t1 - t0, "report_with_dem_s": t2 - t1, "merged": len(every),
+                     "reported": len(plain)})
+    print(table(rows, ["repeat", "report_s", "report_with_dem_s", "merged", "reported"]))
+    extra = float(np.median([r["report_with_dem_s"] - r["report_s"] for r in rows]))
+    n = rows[0]["merged"]
+    print(f"the DEM step alone: {extra:.1f} s ({1000 * extra / max(n, 1):.0f} ms per merged crossing); against the "
+          f"imagery run's mean wall time {imagery_s:.1f} s: (imagery + DEM step) / imagery = "
+          f"{(imagery_s + extra) / imagery_s:.3f}")
 
 
 if __name__ == "__main__":
