@@ -7,7 +7,8 @@ scored by exactly one task. The tasks run in this process as one stream of block
 ahead of the engine so that memory stays bounded whatever the raster size (:mod:`geodrain.tasks`), or on Dask
 workers (:mod:`geodrain.distributed`); each finished task's candidates go to the run's work folder
 (:mod:`geodrain.runstate`), so an interrupted run resumes where it stopped (:mod:`geodrain.runner`). All
-candidates are then turned into crossings once, in one CRS (:func:`geodrain.postprocess.crossings_at`), and
+candidates are then turned into crossings once, in one CRS (:func:`geodrain.postprocess.report`: merged, with
+a DEM given its evidence read around each crossing, scored by the bundle's calibrator where it has one), and
 written atomically (:func:`geodrain.write.write_crossings`).
 """
 
@@ -29,7 +30,7 @@ from .memory import fit as fit_memory
 from .merge import Candidates, Crossings
 from .model.bundle import Bundle, load_bundle
 from .plan import DEFAULT_TASK_PX, RunPlan, plan_run, source_names
-from .read import RasterSource
+from .read import DemSource, RasterSource, open_dem
 from .runner import execute, merged
 from .runstate import WorkDir, default_work_dir, input_record
 from .settings import DetectOptions, DetectSettings
@@ -62,7 +63,7 @@ class DetectResult:
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
     config: dict = field(default_factory=dict)      # how the model ran (DetectSettings.record())
-    candidates: Candidates | None = None   # the window candidates (>= threshold) before merging, output CRS
+    candidates: Candidates | None = None   # the window candidates (>= the decode floor) before merging, output CRS
     settings: DetectSettings | None = None
     plan: RunPlan | None = None
     computed: list[str] = field(default_factory=list)   # tasks this run computed
@@ -70,6 +71,7 @@ class DetectResult:
     work_dir: Path | None = None
     created_utc: str = ""
     empty_km2: float = 0.0                  # of area_km2: blocks with no data (sparse files, gaps), skipped unread
+    dem: DemSource | None = None
 
     @property
     def chips_per_s(self) -> float:
@@ -99,7 +101,9 @@ class DetectResult:
                        aoi=str(s.aoi) if s.aoi else "", engine=self.config, windows=self.windows,
                        windows_evaluated=self.evaluated, area_km2=self.area_km2, created_utc=self.created_utc,
                        crs=self.crs.to_string(), input_crs=tuple(g.crs.to_string() for g in groups),
-                       empty_km2=self.empty_km2)
+                       empty_km2=self.empty_km2, score=s.score_kind,
+                       dem=[f.path for f in self.dem.files] if self.dem is not None else [],
+                       dem_evidence=self.dem is not None)
 
 
 # Input pixels coarser than this many times the model's GSD are refused unless ``force``: a crossing (a few
@@ -161,7 +165,8 @@ def _manifest(plan: RunPlan, bundle: Bundle, s: DetectSettings, options: DetectO
                 "device": options.device, "batch_size": options.batch_size, "precision": options.precision,
                 "cuda_graph": options.cuda_graph, "scale": s.scale, "aoi": aoi_record(),
                 "crs": plan.crs.to_wkt(), "block_px": plan.block_px, "task_px": plan.task_px,
-                "stac_asset": options.stac_asset}
+                "stac_asset": options.stac_asset, "scoring": s.scoring is not None,
+                "dem": [input_record(p) for p in s.dem] if s.dem else None, "dem_z_factor": s.dem_z_factor}
     return {"model_id": bundle.model_id, "inputs": inputs, "settings": settings, "plan": plan.digest(),
             "tasks": len(plan.tasks)}
 
@@ -242,13 +247,20 @@ def _run(plan: RunPlan, bundle: Bundle, settings: DetectSettings, options: Detec
          t_start: float) -> DetectResult:
     if progress and (len(plan.files) > 1 or len(plan.tasks) > 1):
         print(f"geodrain: {plan.summary()}", file=sys.stderr)
+    # tasks decode every window from the decode floor (the threshold, or the calibrated scoring's floor)
     run = RunSpec(str(Path(bundle.path).resolve()), bundle.model_id, settings.engine, options.backend, options.device,
                   settings.run.batch_size, options.precision, options.cuda_graph, settings.block_px,
-                  options.read_threads, settings.threshold, settings.stride, settings.merge_radius_m)
+                  options.read_threads, settings.decode_floor, settings.stride, settings.merge_radius_m)
     rt = None if cluster is not None else Runtime(bundle, device, settings.run, settings.engine, settings.block_px,
-                                                  settings.read_threads, make_engine, settings.threshold)
-    work = WorkDir.open(work_path, _manifest(plan, bundle, settings, options), resume=options.resume,
-                        restart=options.restart) if work_path is not None else None
+                                                  settings.read_threads, make_engine, settings.decode_floor)
+    dem = _open_dem(settings, plan) if settings.dem is not None else None     # refused before any task runs
+    try:
+        work = WorkDir.open(work_path, _manifest(plan, bundle, settings, options), resume=options.resume,
+                            restart=options.restart) if work_path is not None else None
+    except BaseException:
+        if dem is not None:
+            dem.close()
+        raise
     try:
         try:
             ex = execute(plan, run, work=work, cluster=cluster, retries=options.retries, rt=rt, progress=progress)
@@ -267,14 +279,15 @@ def _run(plan: RunPlan, bundle: Bundle, settings: DetectSettings, options: Detec
             raise RasterError(f"no valid pixels {where}: every window is nodata, masked or outside "
                               f"(valid fraction < {settings.min_valid})")
         t3 = time.perf_counter()
-        cands, crossings = merged(plan, ex.outputs, settings.threshold, settings.merge_radius_m)
+        cands, crossings = merged(plan, ex.outputs, settings.threshold, settings.merge_radius_m,
+                                  scoring=settings.scoring, dem=dem)
         timings = {**ex.stats.as_dict(), "loop_s": ex.seconds}
         timings["merge_s"] = timings.get("merge_s", 0.0) + time.perf_counter() - t3
         config = settings.record()
         result = DetectResult(crossings, None, plan.groups[0].source, bundle, plan.windows, ex.evaluated,
                               plan.area_km2, time.perf_counter() - t_start, timings, config, cands, settings, plan,
                               ex.computed, ex.reused, work.path if work is not None else None,
-                              work.created_utc if work is not None else utc_now(), plan.empty_km2)
+                              work.created_utc if work is not None else utc_now(), plan.empty_km2, dem)
         if output is not None:
             t4 = time.perf_counter()
             result.output = write_crossings(crossings, output, plan.crs, [], result.run_info(),
@@ -287,4 +300,37 @@ def _run(plan: RunPlan, bundle: Bundle, settings: DetectSettings, options: Detec
     finally:
         if work is not None:
             work.close()
+        if dem is not None:
+            dem.close()
+
+
+def _open_dem(settings: DetectSettings, plan: RunPlan) -> DemSource:
+    """The DEM read in the output CRS (where crossings are merged), its windows aligned to the first group's
+    grid when that is the output CRS; refused when it reaches none of the imagery."""
+    from rasterio.warp import transform_bounds
+
+    first = plan.groups[0].source.grid
+    anchor = (first.transform.c, first.transform.f) if first.crs == plan.crs else (0.0, 0.0)
+    dem = open_dem(settings.dem, plan.crs, anchor, z_to_m=settings.dem_z_factor)
+    try:
+        if not any(_overlaps(transform_bounds(f.crs, g.crs, *_file_bounds(f)), g.source.grid.bounds)
+                   for f in dem.files for g in plan.groups):
+            raise RasterError(f"the DEM ({', '.join(f.path for f in dem.files)}) does not overlap the imagery")
+    except BaseException:
+        dem.close()
+        raise
+    for f in dem.files:
+        if settings.dem_z_factor is None and abs(f.z_to_m - 1.0) > 1e-9:
+            warnings.warn(f"DEM {f.path}: elevations read in the unit of its CRS ({f.z_to_m:g} m); give the "
+                          "DEM's elevation unit if it differs", GeodrainWarning, stacklevel=3)
+    return dem
+
+
+def _file_bounds(f) -> tuple[float, float, float, float]:
+    xs, ys = zip(*[f.transform @ (c, r) for c in (0, f.width) for r in (0, f.height)])
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 

@@ -606,3 +606,147 @@ def open_source(paths: str | Path | Sequence[str | Path], bands: Sequence[int] =
             raise RasterError(f"scale must be a positive number, got {scale}")
     coarsest = max(r for f in files for r in f.res) * units
     return RasterSource(files, bands, grid, vrt, factor, coarsest)
+
+
+# -- elevation: DEM windows in the imagery's CRS ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DemFile:
+    """What was learnt about one DEM file when it was opened."""
+
+    path: str
+    crs: object
+    transform: Affine
+    width: int
+    height: int
+    nodata: float | None
+    res_m: float                   # horizontal cell size in metres (the larger of the two axes)
+    z_to_m: float                  # metres per elevation unit
+
+
+def _z_to_m(crs, path: str, z_to_m: float | None) -> float:
+    """Metres per elevation unit: as given, else the vertical CRS's unit when the CRS is compound, else the
+    horizontal unit (state plane DEMs in feet carry elevations in feet)."""
+    if z_to_m is not None:
+        if not (math.isfinite(z_to_m) and z_to_m > 0):
+            raise RasterError(f"the DEM's elevation unit must be a positive number of metres, got {z_to_m}")
+        return float(z_to_m)
+    try:
+        from pyproj import CRS as ProjCRS
+
+        pc = ProjCRS.from_wkt(crs.to_wkt())
+        vert = [s for s in pc.sub_crs_list if s.is_vertical]
+        if vert and vert[0].axis_info:
+            return float(vert[0].axis_info[0].unit_conversion_factor)
+    except Exception:  # noqa: BLE001 - fall back to the horizontal unit
+        pass
+    return float(crs.linear_units_factor[1])
+
+
+def inspect_dem(path: str | Path, z_to_m: float | None = None) -> DemFile:
+    """Open and check one DEM file: readable, one band at least, a projected CRS (any: it is warped)."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise RasterError(f"DEM not found: {path}")
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise RasterError(f"DEM {path} has no CRS (georeference it first, e.g. with gdal_edit.py -a_srs)")
+            if src.crs.is_geographic:
+                raise RasterError(f"DEM {path} is in a geographic CRS ({src.crs.to_string()}); its elevation "
+                                  "unit cannot be related to its cells: reproject it to a projected CRS")
+            if not np.issubdtype(np.dtype(src.dtypes[0]), np.number) or np.dtype(src.dtypes[0]).kind == "c":
+                raise RasterError(f"DEM {path} has unsupported data type {src.dtypes[0]}")
+            src.read(1, window=Window(src.width - 1, src.height - 1, 1, 1))
+            units = float(src.crs.linear_units_factor[1])
+            t = src.transform
+            res = max(math.hypot(t.a, t.d), math.hypot(t.b, t.e)) * units
+            return DemFile(path, src.crs, t, src.width, src.height, src.nodatavals[0], res,
+                           _z_to_m(src.crs, path, z_to_m))
+    except RasterError:
+        raise
+    except (RasterioIOError, RasterioError) as e:
+        raise RasterError(f"cannot read DEM {path} (corrupt or truncated?): {_first_line(e)}") from None
+
+
+class DemSource:
+    """Elevation (metres) of one or several DEM files, read as windows on a north-up grid in ``crs``.
+
+    Each window is warped from every file that reaches it (any CRS, any resolution, any orientation) onto
+    the requested cells: ``average`` where the DEM is finer than the cells, bilinear where it is coarser.
+    A cell is invalid where no file covers it, where a file's nodata or NaN falls into its resampling
+    kernel; later files win where several are valid. ``anchor`` (x, y) aligns windows to a grid (the
+    imagery's origin), so a DEM on the imagery's grid is aggregated by exact block means.
+    """
+
+    def __init__(self, files: list[DemFile], crs, anchor: tuple[float, float] = (0.0, 0.0)):
+        from rasterio.crs import CRS
+
+        crs = crs if isinstance(crs, CRS) else CRS.from_user_input(crs)
+        self.files, self.crs, self.anchor = files, crs, anchor
+        self.units_m = float(crs.linear_units_factor[1])
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    @property
+    def res_m(self) -> float:
+        return min(f.res_m for f in self.files)
+
+    def _handles(self) -> list:
+        hs = getattr(self._local, "handles", None)
+        if hs is None:
+            hs = self._local.handles = [rasterio.open(f.path) for f in self.files]
+        return hs
+
+    def close(self) -> None:
+        for h in getattr(self._local, "handles", None) or []:
+            h.close()
+        self._local = threading.local()
+
+    def window_transform(self, x: float, y: float, half_m: float, res_m: float) -> tuple[Affine, int]:
+        """The transform and side (cells) of the window of about ``half_m`` around map point (x, y), with
+        cells of ``res_m`` metres aligned to the anchor."""
+        res = res_m / self.units_m
+        n = 2 * int(math.ceil(half_m / res_m))
+        ax, ay = self.anchor
+        x0 = ax + math.floor((x - ax) / res - n / 2 + 0.5) * res
+        y0 = ay + math.ceil((y - ay) / res + n / 2 - 0.5) * res
+        return Affine(res, 0.0, x0, 0.0, -res, y0), n
+
+    def read(self, transform: Affine, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Elevation (float64, metres) and validity of the cells of a north-up ``transform``."""
+        from rasterio.warp import Resampling, reproject
+
+        out = np.full((height, width), np.nan, np.float64)
+        cell_m = abs(transform.a) * self.units_m
+        for f, ds in zip(self.files, self._handles()):
+            part = np.full((height, width), np.nan, np.float32)
+            kind = Resampling.average if f.res_m < cell_m * 0.999 else Resampling.bilinear
+            try:
+                reproject(rasterio.band(ds, 1), part, src_transform=f.transform, src_crs=f.crs,
+                          src_nodata=f.nodata, dst_transform=transform, dst_crs=self.crs, dst_nodata=np.nan,
+                          resampling=kind)
+            except (RasterioIOError, RasterioError) as e:
+                raise RasterError(f"read error in DEM {f.path} (corrupt or truncated?): {_first_line(e)}") \
+                    from None
+            ok = np.isfinite(part)
+            out[ok] = part[ok].astype(np.float64) * f.z_to_m
+        return out, np.isfinite(out)
+
+
+def open_dem(paths: str | Path | Sequence[str | Path], crs, anchor: tuple[float, float] = (0.0, 0.0), *,
+             z_to_m: float | None = None) -> DemSource:
+    """Open DEM file(s) to be read as windows in ``crs`` (the imagery's); ``z_to_m``: metres per elevation
+    unit (default: from the DEM's CRS)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise RasterError("no DEM given")
+    return DemSource([inspect_dem(p, z_to_m) for p in paths], crs, anchor)

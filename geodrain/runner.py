@@ -143,12 +143,14 @@ def execute(plan: RunPlan, run: RunSpec, *, work: WorkDir | None = None, cluster
     return Execution(outputs, computed, sorted(done), stats, time.perf_counter() - t0)
 
 
-def merged(plan: RunPlan, outputs: list[TaskOutput], threshold: float, radius_m: float) -> tuple[Candidates, Crossings]:
+def merged(plan: RunPlan, outputs: list[TaskOutput], threshold: float, radius_m: float, *, scoring=None,
+           dem=None) -> tuple[Candidates, Crossings]:
     """All tasks' candidates in the output CRS (in task order) and the crossings they give at ``threshold``
-    and ``radius_m`` (:func:`geodrain.postprocess.crossings_at`), inside the AOI if there is one."""
+    and ``radius_m`` (:func:`geodrain.postprocess.report`: with the bundle's calibrated ``scoring`` and a
+    ``dem`` read in the output CRS where given), inside the AOI if there is one."""
     from pyproj import Transformer
 
-    from .postprocess import crossings_at
+    from .postprocess import report
 
     parts = []
     out_wkt = plan.crs.to_wkt()
@@ -174,4 +176,4 @@ def merged(plan: RunPlan, outputs: list[TaskOutput], threshold: float, radius_m:
 
             def inside(xy: np.ndarray) -> np.ndarray:
                 return aoi_group.aoi.contains(np.column_stack(to_aoi.transform(xy[:, 0], xy[:, 1])))
-    return cands, crossings_at(cands, threshold, radius_m / units, inside=inside)
+    return cands, report(cands, threshold, radius_m / units, inside=inside, scoring=scoring, dem=dem, units_m=units)

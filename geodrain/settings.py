@@ -1,11 +1,12 @@
 """Detection settings: what a user may set (:class:`DetectOptions`) and what a run uses (:class:`DetectSettings`).
 
 ``None`` in :class:`DetectOptions` means "the default": the window stride, threshold and merge radius the
-bundle was calibrated with; the engine, run configuration, block size and reading threads suited to the
-bundle on the device. :meth:`DetectOptions.resolve` checks every value (:meth:`DetectOptions.check`: a range,
-never a 0 read as "the default") and fills the defaults in once, before any pixel is read, so every stage
-receives concrete, checked values. A stride the bundle has a calibration for (``Bundle.calibrations``) brings
-its own threshold and merge radius.
+bundle was calibrated with (with the bundle's calibrated scoring, the threshold is a crossing probability);
+the engine, run configuration, block size and reading threads suited to the bundle on the device.
+:meth:`DetectOptions.resolve` checks every value (:meth:`DetectOptions.check`: a range, never a 0 read as
+"the default") and fills the defaults in once, before any pixel is read, so every stage receives concrete,
+checked values. A stride the bundle has a calibration for (``Bundle.calibrations``) brings its own threshold
+and merge radius.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .blocks import default_read_threads
-from .errors import GeodrainWarning, RasterError, SettingsError
+from .errors import BundleError, GeodrainWarning, RasterError, SettingsError
 from .infer.config import ENGINES, MIN_BLOCK_PX, choose_engine, default_block_px, run_config
 from .infer.runtime import RunConfig
 from .model.bundle import Bundle
 from .model.arch import WINDOW_PX
 from .read import NAIP_BANDS
+from .scoring import Scoring
 from .window import MIN_VALID
 
 if TYPE_CHECKING:
@@ -69,12 +71,24 @@ class DetectOptions:
     worker_threads: int | None = None  # torch/GDAL threads per worker (None: cores / workers, or nthreads)
     retries: int = 2                  # runs of a task after its first fails or loses its worker
 
+    # elevation (docs/watershed.md)
+    dem: tuple[str | Path, ...] | None = None   # DEM file(s): any CRS and resolution
+    dem_z_factor: float | None = None           # metres per DEM elevation unit (None: from the DEM's CRS)
+    window_scores: bool = False   # ignore the bundle's calibrated scoring: the threshold is a window probability
+                                  # and every window >= it is a candidate (calibrate, mine, experiments)
+
     def resolved(self, bundle: Bundle) -> "DetectOptions":
-        """A copy with the stride, threshold and merge radius filled in: the bundle's default stride and the
+        """A copy with the stride, threshold and merge radius filled in: the bundle's default stride; at a
+        stride with calibrated scoring (``Bundle.scoring_for``) the threshold is a crossing probability
+        (default: the scoring's ``report_at``) and the merge radius the scoring's; otherwise the window
         threshold and merge radius calibrated at the stride used (a stride the bundle was not calibrated at
         keeps the default stride's, with a :class:`~geodrain.errors.GeodrainWarning`)."""
         stride = bundle.stride_px if self.stride is None else self.stride
-        cal = bundle.calibration_for(stride)
+        scoring = None if self.window_scores else bundle.scoring_for(stride)
+        if scoring is not None:
+            cal = {"threshold": scoring.report_at, "merge_radius_m": scoring.merge_radius_m}
+        else:
+            cal = bundle.calibration_for(stride)
         if cal is None:
             cal = bundle.calibration_for(bundle.stride_px) or {"threshold": bundle.threshold,
                                                                "merge_radius_m": bundle.merge_radius_m}
@@ -104,6 +118,8 @@ class DetectOptions:
             ("read_threads", self.read_threads, _int_in(1, 256), "an integer from 1 to 256"),
             ("scale", self.scale, lambda v: v == "auto" or _real_in(0, None, low_open=True)(v),
              "'auto' or a number > 0"),
+            ("dem_z_factor", self.dem_z_factor, _real_in(0, None, low_open=True),
+             "a number > 0 (metres per DEM elevation unit)"),
         ]
         for name, value, ok, what in checks:
             if value is not None and not ok(value):
@@ -127,6 +143,23 @@ class DetectOptions:
         engine = choose_engine(self.engine, self.backend, bundle.stride_px if self.stride is None else self.stride,
                                bundle, device)   # a stride no engine choice can run is refused before any warning
         o = self.resolved(bundle)
+        scoring = None if o.window_scores else bundle.scoring_for(int(o.stride))
+        dem = tuple(str(p) for p in o.dem) if o.dem else None
+        if bundle.needs_dem and dem is None and not o.window_scores:
+            raise BundleError(f"model bundle {bundle.name} is DEM-aware: it needs a DEM (elevation raster, any "
+                              "CRS and resolution) beside the imagery, and cannot score crossings without one")
+        if bundle.needs_dem and not o.window_scores and (scoring is None or scoring.dem is None):
+            raise BundleError(f"model bundle {bundle.name} needs a DEM but has no DEM calibration at stride "
+                              f"{o.stride}; use its stride {bundle.stride_px}")
+        if scoring is None and bundle.manifest.get("scoring") is not None and not o.window_scores:
+            warnings.warn(f"no calibrated scores at stride {o.stride} (the bundle's are at stride "
+                          f"{bundle.manifest['scoring'].get('stride_px')}): scores are window probabilities and the "
+                          "threshold is a window probability", GeodrainWarning, stacklevel=3)
+        if scoring is not None and self.merge_radius_m is not None and \
+                abs(self.merge_radius_m - scoring.merge_radius_m) > 1e-9:
+            warnings.warn(f"scores were calibrated at a merge radius of {scoring.merge_radius_m:g} m; at "
+                          f"{self.merge_radius_m:g} m they are less reliable as probabilities", GeodrainWarning,
+                          stacklevel=3)
         config = run_config(bundle, device, engine=engine, stride=o.stride, backend=o.backend,
                             batch_size=o.batch_size, precision=o.precision, cuda_graph=o.cuda_graph)
         return DetectSettings(
@@ -134,7 +167,8 @@ class DetectOptions:
             min_valid=float(o.min_valid), bands=tuple(o.bands), engine=engine, run=config,
             block_px=o.block_px if o.block_px is not None else default_block_px(device, engine),
             read_threads=o.read_threads if o.read_threads is not None else default_read_threads(device, engine),
-            aoi=o.aoi, aoi_layer=o.aoi_layer, scale=o.scale, force=o.force, overwrite=o.overwrite)
+            aoi=o.aoi, aoi_layer=o.aoi_layer, scale=o.scale, force=o.force, overwrite=o.overwrite,
+            scoring=scoring, dem=dem, dem_z_factor=o.dem_z_factor)
 
 
 def _int_in(low: int | None, high: int | None):
@@ -172,6 +206,23 @@ class DetectSettings:
     scale: float | str
     force: bool
     overwrite: bool
+    scoring: Scoring | None = None        # calibrated scores at this stride (None: window probabilities)
+    dem: tuple[str, ...] | None = None
+    dem_z_factor: float | None = None
+
+    @property
+    def decode_floor(self) -> float:
+        """The window probability from which windows are decoded: the scoring's floor (every window it
+        merges), else the threshold."""
+        return self.scoring.floor if self.scoring is not None else self.threshold
+
+    @property
+    def score_kind(self) -> str:
+        """What ``score`` means in the output."""
+        if self.scoring is None:
+            return "window probability (the strongest window's)"
+        calibrated = "imagery and DEM" if self.dem is not None and self.scoring.dem is not None else "imagery"
+        return f"calibrated probability that the crossing is real ({calibrated} evidence)"
 
     def record(self) -> dict:
         """How the model ran, as recorded in the output's metadata."""

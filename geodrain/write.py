@@ -1,9 +1,11 @@
 """Write stage: crossings to a GeoPackage (or GeoJSON, GeoParquet, CSV by extension), atomically.
 
-The GeoPackage layer ``crossings`` holds points in the raster's CRS with ``score``, ``n_windows`` (supporting
-windows), ``width_m``/``height_m`` (the structure's size), ``source`` (input file) and ``model``; the run's
+The GeoPackage layer ``crossings`` holds points in the raster's CRS with ``score`` (a calibrated probability
+where the bundle has calibrated scoring), ``window_score`` (the strongest window's probability), ``n_windows``
+(supporting windows), ``width_m``/``height_m`` (the structure's size), with a DEM its evidence columns,
+``source`` (input file) and ``model``; the run's
 metadata (:class:`RunInfo`) is stored in the GeoPackage metadata tables, and a default QGIS style
-(``layer_styles``, the table QGIS itself uses) makes the points render visibly when the file is opened.
+(``layer_styles``, the table QGIS itself uses) graduates the points by ``score`` when the file is opened.
 GeoJSON is written in WGS 84 as RFC 7946 requires; GeoParquet and CSV keep the raster's CRS (CSV adds ``x``,
 ``y`` and ``crs`` columns). :func:`write_points` writes any point layer the same way (``geodrain mine`` uses
 it for its hard examples).
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import json
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -38,15 +40,87 @@ FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".parquet
            ".geoparquet": "GeoParquet", ".csv": "CSV"}
 LAYER = "crossings"
 
-# The label: the crossing's id (to find its row) and its score to 4 decimals (scores of a well calibrated
-# bundle sit between its threshold, e.g. 0.9976, and 1: two decimals read "1.00" on every point).
+# The label: the crossing's id (to find its row) and its score to 4 decimals (window scores of a bundle sit
+# between its threshold, e.g. 0.9976, and 1: two decimals read "1.00" on every point).
 LABEL_EXPRESSION = """'#' || "crossing_id" || ' ' || format_number("score", 4)"""
+
+# The default style graduates the points by ``score`` (a calibrated probability where the bundle has
+# calibrated scoring): four classes, pale and small below 0.5 to dark red and large from 0.95.
+SCORE_CLASSES = [(0.0, 0.5, 'below 0.5'), (0.5, 0.8, '0.5 - 0.8'), (0.8, 0.95, '0.8 - 0.95'), (0.95, 1.0, '0.95 - 1')]
 
 QML_TEMPLATE = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.28.0" styleCategories="Symbology|Labeling">
-  <renderer-v2 type="singleSymbol" symbollevels="0" enableorderby="0" forceraster="0">
+  <renderer-v2 type="graduatedSymbol" attr="score" graduatedMethod="GraduatedColor" symbollevels="0"
+               enableorderby="0" forceraster="0">
+    <ranges>
+      <range lower="0.0" upper="0.5" symbol="0" label="below 0.5" render="true"/>
+      <range lower="0.5" upper="0.8" symbol="1" label="0.5 - 0.8" render="true"/>
+      <range lower="0.8" upper="0.95" symbol="2" label="0.8 - 0.95" render="true"/>
+      <range lower="0.95" upper="1.0" symbol="3" label="0.95 - 1" render="true"/>
+    </ranges>
     <symbols>
       <symbol type="marker" name="0" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleMarker" enabled="1" pass="0" locked="0">
+          <Option type="Map">
+            <Option type="QString" name="name" value="circle"/>
+            <Option type="QString" name="color" value="190,190,190,255"/>
+            <Option type="QString" name="outline_color" value="255,255,255,255"/>
+            <Option type="QString" name="outline_style" value="solid"/>
+            <Option type="QString" name="outline_width" value="0.5"/>
+            <Option type="QString" name="outline_width_unit" value="MM"/>
+            <Option type="QString" name="size" value="2.4"/>
+            <Option type="QString" name="size_unit" value="MM"/>
+            <Option type="QString" name="joinstyle" value="bevel"/>
+          </Option>
+        </layer>
+      </symbol>
+      <symbol type="marker" name="1" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleMarker" enabled="1" pass="0" locked="0">
+          <Option type="Map">
+            <Option type="QString" name="name" value="circle"/>
+            <Option type="QString" name="color" value="255,200,0,255"/>
+            <Option type="QString" name="outline_color" value="255,255,255,255"/>
+            <Option type="QString" name="outline_style" value="solid"/>
+            <Option type="QString" name="outline_width" value="0.5"/>
+            <Option type="QString" name="outline_width_unit" value="MM"/>
+            <Option type="QString" name="size" value="3.0"/>
+            <Option type="QString" name="size_unit" value="MM"/>
+            <Option type="QString" name="joinstyle" value="bevel"/>
+          </Option>
+        </layer>
+      </symbol>
+      <symbol type="marker" name="2" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleMarker" enabled="1" pass="0" locked="0">
+          <Option type="Map">
+            <Option type="QString" name="name" value="circle"/>
+            <Option type="QString" name="color" value="255,110,0,255"/>
+            <Option type="QString" name="outline_color" value="255,255,255,255"/>
+            <Option type="QString" name="outline_style" value="solid"/>
+            <Option type="QString" name="outline_width" value="0.5"/>
+            <Option type="QString" name="outline_width_unit" value="MM"/>
+            <Option type="QString" name="size" value="3.6"/>
+            <Option type="QString" name="size_unit" value="MM"/>
+            <Option type="QString" name="joinstyle" value="bevel"/>
+          </Option>
+        </layer>
+      </symbol>
+      <symbol type="marker" name="3" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleMarker" enabled="1" pass="0" locked="0">
+          <Option type="Map">
+            <Option type="QString" name="name" value="circle"/>
+            <Option type="QString" name="color" value="220,0,0,255"/>
+            <Option type="QString" name="outline_color" value="255,255,255,255"/>
+            <Option type="QString" name="outline_style" value="solid"/>
+            <Option type="QString" name="outline_width" value="0.5"/>
+            <Option type="QString" name="outline_width_unit" value="MM"/>
+            <Option type="QString" name="size" value="4.2"/>
+            <Option type="QString" name="size_unit" value="MM"/>
+            <Option type="QString" name="joinstyle" value="bevel"/>
+          </Option>
+        </layer>
+      </symbol>
+    </symbols>
+      <source-symbol><symbol type="marker" name="0" alpha="1" clip_to_extent="1" force_rhr="0">
         <layer class="SimpleMarker" enabled="1" pass="0" locked="0">
           <Option type="Map">
             <Option type="QString" name="name" value="circle"/>
@@ -60,15 +134,15 @@ QML_TEMPLATE = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
             <Option type="QString" name="joinstyle" value="bevel"/>
           </Option>
         </layer>
-      </symbol>
-    </symbols>
+      </symbol></source-symbol>
+    <classificationMethod id="Fixed"/>
     <rotation/>
     <sizescale/>
   </renderer-v2>
   <labeling type="simple">
     <settings calloutType="simple">
       <text-style fieldName="{label}" isExpression="1" fontSize="8"
-                  textColor="255,40,0,255" fontWeight="75">
+                  textColor="160,0,0,255" fontWeight="75">
         <text-buffer bufferDraw="1" bufferSize="0.8" bufferColor="255,255,255,255"/>
       </text-style>
       <placement placement="1" dist="1.5" xOffset="0" yOffset="0"/>
@@ -81,13 +155,50 @@ QML_TEMPLATE = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 QML = QML_TEMPLATE.replace("{label}", escape(LABEL_EXPRESSION, {'"': "&quot;", "'": "&apos;"}))
 
 SLD = """<?xml version="1.0" encoding="UTF-8"?>
-<StyledLayerDescriptor version="1.1.0" xmlns="http://www.opengis.net/sld" xmlns:se="http://www.opengis.net/se">
-  <NamedLayer><se:Name>crossings</se:Name><UserStyle><se:Name>crossings</se:Name><se:FeatureTypeStyle><se:Rule>
+<StyledLayerDescriptor version="1.1.0" xmlns="http://www.opengis.net/sld" xmlns:se="http://www.opengis.net/se"
+    xmlns:ogc="http://www.opengis.net/ogc">
+  <NamedLayer><se:Name>crossings</se:Name><UserStyle><se:Name>crossings</se:Name><se:FeatureTypeStyle>
+  <se:Rule><se:Name>below 0.5</se:Name>
+    <ogc:Filter><ogc:And>
+      <ogc:PropertyIsGreaterThanOrEqualTo><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.0</ogc:Literal></ogc:PropertyIsGreaterThanOrEqualTo>
+      <ogc:PropertyIsLessThan><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.5</ogc:Literal></ogc:PropertyIsLessThan>
+    </ogc:And></ogc:Filter>
     <se:PointSymbolizer><se:Graphic><se:Mark><se:WellKnownName>circle</se:WellKnownName>
-      <se:Fill><se:SvgParameter name="fill">#ff2800</se:SvgParameter></se:Fill>
+      <se:Fill><se:SvgParameter name="fill">#bebebe</se:SvgParameter></se:Fill>
+      <se:Stroke><se:SvgParameter name="stroke">#ffffff</se:SvgParameter></se:Stroke>
+    </se:Mark><se:Size>9</se:Size></se:Graphic></se:PointSymbolizer>
+  </se:Rule>
+  <se:Rule><se:Name>0.5 - 0.8</se:Name>
+    <ogc:Filter><ogc:And>
+      <ogc:PropertyIsGreaterThanOrEqualTo><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.5</ogc:Literal></ogc:PropertyIsGreaterThanOrEqualTo>
+      <ogc:PropertyIsLessThan><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.8</ogc:Literal></ogc:PropertyIsLessThan>
+    </ogc:And></ogc:Filter>
+    <se:PointSymbolizer><se:Graphic><se:Mark><se:WellKnownName>circle</se:WellKnownName>
+      <se:Fill><se:SvgParameter name="fill">#ffc800</se:SvgParameter></se:Fill>
+      <se:Stroke><se:SvgParameter name="stroke">#ffffff</se:SvgParameter></se:Stroke>
+    </se:Mark><se:Size>11</se:Size></se:Graphic></se:PointSymbolizer>
+  </se:Rule>
+  <se:Rule><se:Name>0.8 - 0.95</se:Name>
+    <ogc:Filter><ogc:And>
+      <ogc:PropertyIsGreaterThanOrEqualTo><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.8</ogc:Literal></ogc:PropertyIsGreaterThanOrEqualTo>
+      <ogc:PropertyIsLessThan><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.95</ogc:Literal></ogc:PropertyIsLessThan>
+    </ogc:And></ogc:Filter>
+    <se:PointSymbolizer><se:Graphic><se:Mark><se:WellKnownName>circle</se:WellKnownName>
+      <se:Fill><se:SvgParameter name="fill">#ff6e00</se:SvgParameter></se:Fill>
       <se:Stroke><se:SvgParameter name="stroke">#ffffff</se:SvgParameter></se:Stroke>
     </se:Mark><se:Size>13</se:Size></se:Graphic></se:PointSymbolizer>
-  </se:Rule></se:FeatureTypeStyle></UserStyle></NamedLayer>
+  </se:Rule>
+  <se:Rule><se:Name>0.95 - 1</se:Name>
+    <ogc:Filter><ogc:And>
+      <ogc:PropertyIsGreaterThanOrEqualTo><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>0.95</ogc:Literal></ogc:PropertyIsGreaterThanOrEqualTo>
+      <ogc:PropertyIsLessThanOrEqualTo><ogc:PropertyName>score</ogc:PropertyName><ogc:Literal>1.0</ogc:Literal></ogc:PropertyIsLessThanOrEqualTo>
+    </ogc:And></ogc:Filter>
+    <se:PointSymbolizer><se:Graphic><se:Mark><se:WellKnownName>circle</se:WellKnownName>
+      <se:Fill><se:SvgParameter name="fill">#dc0000</se:SvgParameter></se:Fill>
+      <se:Stroke><se:SvgParameter name="stroke">#ffffff</se:SvgParameter></se:Stroke>
+    </se:Mark><se:Size>15</se:Size></se:Graphic></se:PointSymbolizer>
+  </se:Rule>
+  </se:FeatureTypeStyle></UserStyle></NamedLayer>
 </StyledLayerDescriptor>
 """
 
@@ -202,6 +313,9 @@ class RunInfo:
     created_utc: str = ""            # the run's creation time (default: when the output is written)
     crs: str = ""                    # the CRS crossings were merged and are written in
     input_crs: tuple[str, ...] = ()  # the inputs' CRSs, one per group
+    score: str = "window probability (the strongest window's)"
+    dem: list[str] = field(default_factory=list)
+    dem_evidence: bool = False
 
     def metadata(self, crossings: int) -> dict[str, Any]:
         """The output's metadata: no timings, so that a run written twice (or resumed) gives the same bytes."""
@@ -212,6 +326,7 @@ class RunInfo:
             "model_path": self.model_path,
             "architecture": self.architecture,
             "threshold": self.threshold,
+            "score": self.score,
             "merge_radius_m": self.merge_radius_m,
             "stride_px": self.stride_px,
             "min_valid_fraction": self.min_valid_fraction,
@@ -220,6 +335,7 @@ class RunInfo:
             "bands": ",".join(map(str, self.bands)),
             "inputs": list(self.inputs),
             "aoi": self.aoi,
+            "dem": list(self.dem),
             "engine": self.engine,
             "windows": self.windows,
             "windows_evaluated": self.windows_evaluated,
@@ -242,17 +358,31 @@ def source_names(files: Sequence[InputFile], xy: np.ndarray) -> list[str]:
     return names
 
 
+DEM_COLUMNS = {   # evidence column -> decimals
+    "emb_flow": 2, "flow_near": 2, "channel_pair": 2, "embank": 2, "dam_depth": 2,
+}
+
+
 def crossing_columns(c: Crossings, files: Sequence[InputFile], model_id: str) -> dict[str, Any]:
-    """The attribute table of the ``crossings`` layer."""
-    return {
+    """The attribute table of the ``crossings`` layer: ``score`` (the calibrated probability where the bundle
+    has calibrated scoring, else the strongest window's probability), ``window_score`` (the strongest
+    window's probability), and with a DEM its evidence columns (:data:`DEM_COLUMNS`) and ``snapped``."""
+    cols = {
         "crossing_id": np.arange(1, len(c) + 1, dtype=np.int32),
-        "score": np.round(c.score.astype(np.float64), 6),
+        "score": np.round(c.reported_score.astype(np.float64), 6),
+        "window_score": np.round(c.score.astype(np.float64), 6),
         "n_windows": c.n_windows.astype(np.int32),
         "width_m": np.round(c.size_m[:, 0].astype(np.float64), 1) if len(c) else np.zeros(0),
         "height_m": np.round(c.size_m[:, 1].astype(np.float64), 1) if len(c) else np.zeros(0),
-        "source": source_names(files, c.xy),
-        "model": [model_id] * len(c),
     }
+    for name, decimals in DEM_COLUMNS.items():
+        if name in c.evidence:
+            cols[name] = np.round(np.asarray(c.evidence[name], np.float64), decimals)
+    if "snapped" in c.evidence:
+        cols["snapped"] = np.asarray(c.evidence["snapped"], bool)
+    cols["source"] = source_names(files, c.xy)
+    cols["model"] = [model_id] * len(c)
+    return cols
 
 
 def write_crossings(c: Crossings, path: str | Path, crs, files: Sequence[InputFile], info: RunInfo, *,
@@ -260,7 +390,8 @@ def write_crossings(c: Crossings, path: str | Path, crs, files: Sequence[InputFi
     """Write detected crossings with their run's metadata to ``path`` (format by extension), atomically.
     ``sources``: the input file under each crossing (default: from ``files``, which share ``crs``)."""
     desc = (f"Drainage crossings detected by geodrain {__version__} with {info.model_id} "
-            f"(threshold {info.threshold:.6g}, merge radius {info.merge_radius_m:g} m, stride {info.stride_px} px)")
+            f"(threshold {info.threshold:.6g}, merge radius {info.merge_radius_m:g} m, stride {info.stride_px} px; "
+            f"score: {info.score})")
     columns = crossing_columns(c, files, info.model_id)
     if sources is not None:
         columns["source"] = list(sources)
@@ -289,7 +420,7 @@ def _write_gpkg_layers(gdf, tmp: Path, layer: str, meta: dict[str, str], descrip
                             layer_options={"DESCRIPTION": description} if description else None)
     # QGIS applies a stored style only to the layer whose table AND geometry column it names (GDAL calls the
     # column "geom" in a GeoPackage; ask rather than assume).
-    geometry_column = pyogrio.read_info(tmp, layer=layer)["geometry_name"] or "geom"
+    geometry_column = pyogrio.read_info(tmp, layer=layer).get("geometry_name") or "geom"
     style = pd.DataFrame({
         "f_table_catalog": [""], "f_table_schema": [""], "f_table_name": [layer],
         "f_geometry_column": [geometry_column], "styleName": [layer], "styleQML": [QML], "styleSLD": [SLD],

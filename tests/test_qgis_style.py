@@ -123,8 +123,9 @@ def test_qgis_applies_the_stored_style(detected, tmp_path):
     got = json.loads(p.stdout.strip().splitlines()[-1])
     n = len(gpd.read_file(detected, layer="crossings"))
     assert got["valid"] and got["features"] == n >= 2
-    # the stored style, not QGIS's random single-symbol colour: red circles labelled with id and score
-    assert got["renderer"] == "singleSymbol" and got["color"] == "#ff2800" and got["size"] == pytest.approx(3.6)
+    # the stored style, not QGIS's random single-symbol colour: circles graduated by score (its classes are
+    # checked in test_score_style.py), labelled with id and score
+    assert got["renderer"] == "graduatedSymbol"
     assert got["labels_enabled"] and got["label_is_expression"]
     assert got["label_expression"] == LABEL_EXPRESSION
     assert len(set(got["labels"])) == n and all(t.startswith("#") for t in got["labels"])

@@ -14,6 +14,11 @@ from click.testing import CliRunner
 
 from geodrain.errors import OutputError, OutputExistsError
 from geodrain.synth import SceneResult, generate_scene
+from geodrain.synth.distractors import AREA_KINDS
+from geodrain.synth.distractors import KINDS as DISTRACTOR_KINDS
+from geodrain.synth.layout import build_layout
+from geodrain.synth.params import draw_params
+from geodrain.synth.render import Renderer
 
 SIZE = 1024
 
@@ -41,6 +46,8 @@ def _vectors(res: SceneResult):
     return {
         "crossings": _layer(res.truth, "crossings"),
         "hard_negatives": _layer(res.truth, "hard_negatives"),
+        "distractors": _layer(res.truth, "distractors"),
+        "distractor_areas": _layer(res.truth, "distractor_areas"),
         "roads": _layer(res.roads_gpkg, "roads"),
         "streams": _layer(res.streams_gpkg, "streams"),
     }
@@ -110,10 +117,11 @@ def test_dem_format(scenes):
 
 def test_vector_layers(scenes):
     res = scenes["a"]
-    assert set(pyogrio.list_layers(res.truth)[:, 0]) == {"crossings", "hard_negatives"}
+    assert set(pyogrio.list_layers(res.truth)[:, 0]) == {"crossings", "hard_negatives", "distractors",
+                                                        "distractor_areas"}
     v = _vectors(res)
     for name, geom in (("crossings", "Point"), ("hard_negatives", "Point"), ("roads", "LineString"),
-                       ("streams", "LineString")):
+                       ("streams", "LineString"), ("distractors", "Point"), ("distractor_areas", "MultiPolygon")):
         df = v[name]
         assert df.crs.to_epsg() == 26914, name
         assert set(df.geom_type) <= {geom}, name
@@ -127,6 +135,10 @@ def test_vector_layers(scenes):
         assert col in v["roads"].columns
     for col in ("stream_id", "width_m", "riparian_m", "water"):
         assert col in v["streams"].columns
+    for col in ("distractor_id", "kind", "road_id", "culvert", "sides", "contrast", "crossing_m"):
+        assert col in v["distractors"].columns, col
+    assert set(v["distractors"]["kind"]) <= set(DISTRACTOR_KINDS)
+    assert set(v["distractor_areas"]["kind"]) <= set(AREA_KINDS)
     s = json.loads(res.scene_json.read_text())
     assert s["seed"] == 7 and s["size"] == SIZE and s["crs"] == "EPSG:26914"
     assert s["counts"]["crossings"] == len(c) == res.crossings
@@ -201,6 +213,105 @@ def test_hard_negatives(scenes):
         xy = np.column_stack([v["crossings"].geometry.x, v["crossings"].geometry.y])
         for p in v["hard_negatives"].geometry:
             assert np.min(np.hypot(*(xy - [p.x, p.y]).T)) >= 60.0
+
+
+def test_distractor_points(scenes):
+    """Every distractor is where its kind says: field boundaries, entrances and driveways on their road's
+    centreline, and its recorded distance to the nearest crossing is right; the hard negatives are the
+    distractors that keep away from crossings."""
+    kinds = set()
+    for name in ("a", "b", "c"):
+        v = _vectors(scenes[name])
+        d, roads = v["distractors"], v["roads"]
+        kinds |= set(d["kind"])
+        xy = np.column_stack([v["crossings"].geometry.x, v["crossings"].geometry.y])
+        for _, row in d.iterrows():
+            p = row.geometry
+            assert row["crossing_m"] == pytest.approx(np.min(np.hypot(*(xy - [p.x, p.y]).T)), abs=0.06)
+            if row["kind"] in ("field_boundary", "field_entrance", "driveway", "grass_border", "farm_lane"):
+                road = roads[roads["road_id"] == row["road_id"]].geometry.union_all()
+                assert road.distance(p) < 1e-6, (name, row["kind"])
+            if row["kind"] != "field_boundary":
+                assert row["sides"] in (0, 1)
+        hn = np.column_stack([v["hard_negatives"].geometry.x, v["hard_negatives"].geometry.y])
+        dxy = np.column_stack([d.geometry.x, d.geometry.y])
+        for q in hn:
+            assert np.min(np.hypot(*(dxy - q).T)) < 1e-6
+    assert {"field_boundary", "field_entrance", "road_intersection"} <= kinds
+
+
+def _layout(seed, size):
+    rng = np.random.default_rng(seed)
+    p = draw_params(rng, seed, size)
+    return build_layout(rng, p), rng
+
+
+def test_distractor_rates():
+    """At 4096 px: field boundaries and field entrances at road-side rates of real farmland (>= 1 per km of
+    road each in a scene with a section-line road network), every entrance and driveway a ditch fill."""
+    lay, _ = _layout(9001, 4096)
+    dis = lay.distractors
+    road_km = sum(r.line.intersection(shapely.box(0, 0, 4096, 4096)).length for r in lay.roads) / 1000.0
+    n = {k: sum(d.kind == k for d in dis.points) for k in DISTRACTOR_KINDS}
+    assert n["field_boundary"] >= road_km
+    assert n["field_entrance"] >= 0.5 * road_km
+    assert len(dis.fills) == len(lay.features.approaches) + len(lay.features.farmsteads)
+    assert any(f.culvert for f in dis.fills)
+    assert "field_boundary" in {h.kind for h in lay.negatives}
+
+
+def _dem_at(renderer, xy, half=48):
+    """DEM of a window around a point, from the scene's own renderer."""
+    c, r = int(xy[0]) - half, int(xy[1]) - half
+    _, z = renderer.tile(r, c, 2 * half, 2 * half)
+    return z, c, r
+
+
+def _z(z, c, r, q):
+    return float(z[int(q[1]) - r, int(q[0]) - c])
+
+
+def test_dem_ditch_fills_strips_and_swales():
+    """The DEM agrees with the imagery: a field entrance or driveway fills the road ditch (higher than the
+    ditch beside it), a grass border is a berm (not a channel), a grassed waterway a swale."""
+    lay, rng = _layout(9001, 4096)
+    ren = Renderer(lay, rng)
+    by_id = {r.id: r for r in lay.roads}
+    from geodrain.synth.geometry import tangent
+    checked = 0
+    for f in lay.distractors.fills[:6]:
+        road = by_id[f.road_id]
+        q = np.array(f.access)
+        if not (100 < q[0] < 3996 and 100 < q[1] < 3996):
+            continue
+        t = tangent(road.line, q)
+        n = np.array([-t[1], t[0]])
+        cen = np.array(f.poly.centroid.coords[0])
+        n = n if (cen - q) @ n > 0 else -n
+        z, c, r = _dem_at(ren, q)
+        on = q + (road.toe + 0.5 * road.ditch) * n
+        beside = [on + s * 14.0 * t for s in (-1, 1)]
+        assert _z(z, c, r, on) > np.mean([_z(z, c, r, b) for b in beside]) + 0.2, f.kind
+        checked += 1
+    assert checked >= 3
+    for st in [s for s in lay.distractors.strips][:3]:
+        mid = np.array(st.poly.representative_point().coords[0])
+        t = np.diff(np.asarray(st.line.coords), axis=0)[0]
+        t /= np.hypot(*t)
+        n = np.array([-t[1], t[0]])
+        centre = np.array(st.line.interpolate(st.line.project(shapely.Point(mid))).coords[0])
+        if not (100 < centre[0] < 3996 and 100 < centre[1] < 3996):
+            continue
+        z, c, r = _dem_at(ren, centre)
+        out = [centre + s * (st.width / 2 + 6.0) * n for s in (-1, 1)]
+        assert _z(z, c, r, centre) > min(_z(z, c, r, o) for o in out) - 0.02
+    for w in lay.features.waterways[:2]:
+        mid = np.array(w.poly.representative_point().coords[0])
+        z, c, r = _dem_at(ren, mid, half=40)
+        ring = [mid + (w.width / 2 + 8.0) * np.array([np.cos(a), np.sin(a)]) for a in np.linspace(0, 6.28, 12)]
+        outside = [o for o in ring if not w.poly.buffer(2).contains(shapely.Point(o))]
+        if outside:
+            assert _z(z, c, r, mid) < np.median([_z(z, c, r, o) for o in outside]) + 0.3
 
 
 def test_small_scene_has_a_crossing(tmp_path):

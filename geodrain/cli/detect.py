@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .options import (COUNT, PROBABILITY, Scale, device_opt, merge_radius_opt, model_opt, overwrite_opt,
-                      parse_int_list, quiet_opt, stride_opt)
+from .options import (COUNT, POSITIVE, PROBABILITY, Scale, device_opt, merge_radius_opt, model_opt,
+                      overwrite_opt, parse_int_list, quiet_opt, stride_opt)
 
 # a block is at least this many pixels a side (geodrain.infer.config.MIN_BLOCK_PX; not imported, so that
 # parsing the command line does not load torch)
@@ -22,7 +22,9 @@ MIN_BLOCK_PX = 128
 @stride_opt("Window step in model pixels (default: the bundle's, the one its threshold was calibrated at; the "
             "dense engine needs a multiple of 8)")
 @click.option("--threshold", type=PROBABILITY, default=None,
-              help="Crossing probability threshold, 0 to 1 (default: the bundle's, calibrated with its stride).")
+              help="Report crossings scoring at least this, 0 to 1 (default: the bundle's, calibrated with its "
+                   "stride). With a bundle whose scores are calibrated, a crossing's probability of being real "
+                   "(default 0.5); otherwise the strongest window's probability.")
 @merge_radius_opt("Detections closer than this many metres are one crossing (default: the bundle's)")
 @click.option("--min-valid", type=PROBABILITY, default=0.5, show_default=True,
               help="Skip windows with a smaller share of valid (not nodata/masked/outside) pixels.")
@@ -30,6 +32,13 @@ MIN_BLOCK_PX = 128
               help="Polygon file (any CRS), e.g. a watershed boundary: detect only inside it. Invalid "
                    "(self-intersecting) polygons are repaired with make_valid, with a warning.")
 @click.option("--aoi-layer", default=None, help="The --aoi file's layer (needed when it has several).")
+@click.option("--dem", "dem", multiple=True, type=click.Path(),
+              help="Elevation raster(s) (e.g. 1 m lidar or a 10 m DEM; any CRS and resolution, warped onto the "
+                   "imagery's grid on read): each crossing gets the DEM's evidence (flow across the road "
+                   "embankment, channels on both sides, digital-dam depth) and, with a bundle calibrated on it, "
+                   "a score from imagery and DEM. Repeat for several files.")
+@click.option("--dem-z-factor", type=POSITIVE, default=None,
+              help="Metres per DEM elevation unit (default: from the DEM's CRS, e.g. 0.3048 for feet).")
 @click.option("--engine", type=click.Choice(["auto", "dense", "chip"]), default="auto", show_default=True,
               help="dense: convolve each block once and pool every window from it; chip: classify each "
                    "window on its own (the paper's way); auto picks dense when the bundle allows it.")
@@ -84,8 +93,8 @@ MIN_BLOCK_PX = 128
                    "worker's --nthreads).")
 @overwrite_opt
 @quiet_opt
-def detect(inputs, output, model, bands, stride, threshold, merge_radius_m, min_valid, aoi, aoi_layer, engine,
-           backend, device, batch_size, precision, block_px, read_threads, scale, force, crs, stac_asset, task_px,
+def detect(inputs, output, model, bands, stride, threshold, merge_radius_m, min_valid, aoi, aoi_layer, dem,
+           dem_z_factor, engine, backend, device, batch_size, precision, block_px, read_threads, scale, force, crs, stac_asset, task_px,
            work_dir, resume, restart, keep_work, workers, scheduler, worker_threads, overwrite, quiet):
     """Find drainage crossings in INPUTS and write them to OUTPUT.
 
@@ -97,6 +106,8 @@ def detect(inputs, output, model, bands, stride, threshold, merge_radius_m, min_
         geodrain detect watershed.tif -o crossings.gpkg
 
         geodrain detect naip/ -o state.gpkg --workers 4        # then, after a crash: ... --resume
+
+        geodrain detect naip_*.tif --dem lidar_1m.tif -o crossings.gpkg
     """
     from ..detect import DetectOptions, detect as run_detect
 
@@ -106,7 +117,8 @@ def detect(inputs, output, model, bands, stride, threshold, merge_radius_m, min_
                          read_threads=read_threads, aoi=aoi, aoi_layer=aoi_layer, scale=scale, force=force,
                          overwrite=overwrite, crs=crs, stac_asset=stac_asset, task_px=task_px, work_dir=work_dir,
                          resume=resume, restart=restart, keep_work=keep_work, workers=workers, scheduler=scheduler,
-                         worker_threads=worker_threads)
+                         worker_threads=worker_threads, dem=tuple(dem) or None,
+                         dem_z_factor=dem_z_factor)
     result = run_detect(list(inputs), output, model=model, options=opts, progress=not quiet)
     if not quiet:
         click.echo(f"{result.output}: {result.summary()}")

@@ -4,6 +4,7 @@
 
     models/<name>/
         manifest.json   architecture, bands, normalization, GSD, window/context size, threshold,
+                        the inputs it reads (imagery, a DEM), its calibrated scoring,
                         training provenance, metrics, tuned inference settings, sha256 of every file
         weights.pt      the state dict (torch.load(weights_only=True))
         model.onnx      the chip model, dynamic batch, raw DN input, output (N, 5)
@@ -17,6 +18,11 @@ Detection settings come calibrated together: ``stride_px``, ``threshold`` and ``
 default, and ``calibrations`` may hold more window strides, each with the threshold and merge radius calibrated
 at it (``{"24": {"threshold": 0.986, "merge_radius_m": 30.0, ...}}``; an entry may later carry a per-stride
 score calibrator beside them). :meth:`Bundle.calibration_for` gives a stride's settings.
+
+``scoring`` (optional) makes a crossing's score a probability (:class:`geodrain.scoring.Scoring`: the window
+floor, merge radius and placement it was fitted at, a calibrator of the imagery evidence and, for DEM runs,
+one of the imagery and DEM evidence with the DEM's snapping). ``inputs`` says what a bundle reads:
+``{"imagery": "required", "dem": "optional"}`` by default; a DEM-aware bundle requires the DEM.
 
 The deployed bundle ships with the package (the repository's top-level ``models/`` folder is installed as
 the package data :mod:`geodrain.deployed`); ``$GEODRAIN_MODEL`` overrides it.
@@ -46,6 +52,9 @@ if TYPE_CHECKING:   # torch and the model are imported when the weights are load
     import torch
 
     from .sppnet import SPPNet
+
+if TYPE_CHECKING:
+    from ..scoring import Scoring
 
 FORMAT = "geodrain-bundle/1"
 MANIFEST = "manifest.json"
@@ -169,6 +178,25 @@ class Bundle:
         return self.calibrations.get(int(stride))
 
     @property
+    def inputs(self) -> dict[str, str]:
+        """The inputs the bundle reads and whether each is ``required`` or ``optional`` (manifest ``inputs``;
+        default: the imagery required, a DEM optional)."""
+        return dict(self.manifest.get("inputs") or {"imagery": "required", "dem": "optional"})
+
+    @property
+    def needs_dem(self) -> bool:
+        """True for a DEM-aware bundle: it cannot run without a DEM."""
+        return self.inputs.get("dem") == "required"
+
+    def scoring_for(self, stride: int) -> "Scoring | None":
+        """The calibrated scoring at window ``stride`` (None: scores are window probabilities there): the
+        manifest's ``scoring`` at the stride it was fitted at, or a ``calibrations`` entry's ``scoring``."""
+        raw = self.manifest.get("scoring")
+        if raw is None or int(raw.get("stride_px", -1)) != int(stride):
+            raw = (self.manifest.get("calibrations") or {}).get(str(int(stride)), {}).get("scoring")
+        return None if raw is None else _scoring(raw, self.path / MANIFEST)
+
+    @property
     def onnx_path(self) -> Path:
         return self.path / ONNX
 
@@ -225,6 +253,30 @@ class Bundle:
         write_json(self.path / MANIFEST, self.manifest)
 
 
+def _scoring(raw: Any, where: Path) -> "Scoring":
+    from ..scoring import Scoring
+
+    try:
+        return Scoring.from_json(raw)
+    except ValueError as e:
+        raise BundleError(f"bundle manifest {where}: 'scoring' is malformed: {e}") from None
+
+
+def _check_inputs(manifest: dict, where: Path) -> None:
+    inputs = manifest.get("inputs")
+    if inputs is None:
+        return
+    if not isinstance(inputs, dict) or inputs.get("imagery") != "required" or any(
+            k not in ("imagery", "dem") or v not in ("required", "optional") for k, v in inputs.items()):
+        raise BundleError(f"bundle manifest {where}: 'inputs' must be an object like {{\"imagery\": \"required\", "
+                          f"\"dem\": \"optional\"}} (dem: required or optional), got {inputs!r}")
+    if inputs.get("dem") == "required":
+        sc = manifest.get("scoring")
+        if not isinstance(sc, dict) or sc.get("dem") is None:
+            raise BundleError(f"bundle manifest {where}: a bundle that requires a DEM needs a 'scoring' with "
+                              "a 'dem' calibrator")
+
+
 def _deep_merge(into: dict, new: dict) -> None:
     for k, v in new.items():
         if isinstance(v, dict) and isinstance(into.get(k), dict):
@@ -251,6 +303,9 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BundleError(f"unreadable bundle manifest {mpath}: {e}") from None
     check_manifest(manifest, mpath)
+    _check_inputs(manifest, mpath)
+    if manifest.get("scoring") is not None:
+        _scoring(manifest["scoring"], mpath)
     files = manifest["files"]
     for name, meta in files.items():
         fpath = folder / name

@@ -514,7 +514,7 @@ def make_features(rng: np.random.Generator, p: SceneParams, grid, roads, nodes, 
                 ways.append(w)
                 break
     approaches = []
-    for k in range(int(rng.poisson(0.6 * area_km2)) + (1 if p.size >= 1024 else 0)):
+    for k in range(int(rng.poisson(p.entrance_density_km2 * area_km2)) + (1 if p.size >= 1024 else 0)):
         for _try in range(40 if k == 0 else 5):
             a = _approach(rng, sp, public) if public else None
             if a is not None:

@@ -68,7 +68,8 @@ def to_map(geoms, origin_x: float, origin_y: float):
 
 
 def write_vectors(layout, folder: Path) -> dict:
-    """truth.gpkg (crossings, hard_negatives), roads.gpkg and streams.gpkg; returns counts."""
+    """truth.gpkg (crossings, hard_negatives, distractors, distractor_areas), roads.gpkg and streams.gpkg;
+    returns counts."""
     p = layout.params
     ox, oy = p.origin_x, p.origin_y
     scene = box(0, 0, p.size, p.size)
@@ -94,6 +95,28 @@ def write_vectors(layout, folder: Path) -> dict:
     truth = folder / "truth.gpkg"
     pyogrio.write_dataframe(crossings, truth, layer="crossings", driver="GPKG", geometry_type="Point")
     pyogrio.write_dataframe(negatives, truth, layer="hard_negatives", driver="GPKG", geometry_type="Point")
+    dis = layout.distractors
+    pts = dis.points
+    cross_xy = np.array([(c.x, c.y) for c in cr]).reshape(-1, 2)
+    dcross = [float(np.min(np.hypot(*(cross_xy - (d.x, d.y)).T))) if len(cross_xy) else -1.0 for d in pts]
+    distractors = gpd.GeoDataFrame({
+        "distractor_id": np.arange(1, len(pts) + 1, dtype=np.int32),
+        "kind": [d.kind for d in pts],
+        "road_id": np.array([d.road_id for d in pts], np.int32),
+        "culvert": np.array([d.culvert for d in pts], bool),
+        "sides": np.array([d.sides for d in pts], np.int32),
+        "contrast": np.array([d.contrast for d in pts], float),
+        "crossing_m": np.round(dcross, 1).astype(float),
+    }, geometry=list(to_map(shapely.points([(d.x, d.y) for d in pts]), ox, oy)) if pts else [], crs=CRS)
+    pyogrio.write_dataframe(distractors, truth, layer="distractors", driver="GPKG", geometry_type="Point")
+    areas = [(g.intersection(scene), k) for g, k in dis.areas]
+    areas = [(g, k) for g, k in areas if not g.is_empty and g.area > 0]
+    area_df = gpd.GeoDataFrame(
+        {"area_id": np.arange(1, len(areas) + 1, dtype=np.int32), "kind": [k for _, k in areas]},
+        geometry=list(to_map([shapely.make_valid(g) for g, _ in areas], ox, oy)) if areas else [], crs=CRS)
+    area_df = area_df[area_df.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    area_df["geometry"] = [g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g]) for g in area_df.geometry]
+    pyogrio.write_dataframe(area_df, truth, layer="distractor_areas", driver="GPKG", geometry_type="MultiPolygon")
 
     rows, geoms = [], []
     for r in layout.roads:
@@ -115,10 +138,14 @@ def write_vectors(layout, folder: Path) -> dict:
     kinds: dict[str, int] = {}
     for n in neg:
         kinds[n.kind] = kinds.get(n.kind, 0) + 1
+    dkinds: dict[str, int] = {}
+    for d in pts:
+        dkinds[d.kind] = dkinds.get(d.kind, 0) + 1
     return dict(crossings=len(cr), culverts=sum(c.kind == "culvert" for c in cr),
                 bridges=sum(c.kind == "bridge" for c in cr), roads=int(roads["road_id"].nunique()) if len(roads) else 0,
                 streams=int(streams["stream_id"].nunique()) if len(streams) else 0, hard_negatives=len(neg),
-                hard_negative_kinds=kinds)
+                hard_negative_kinds=kinds, distractors=len(pts), distractor_kinds=dkinds,
+                ditch_culverts=sum(f.culvert for f in dis.fills), terraced_fields=len(dis.terraced))
 
 
 def _parts(geom):

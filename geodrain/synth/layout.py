@@ -2,7 +2,8 @@
 
 Built in a fixed order from the scene's random generator (so that the same seed gives the same layout):
 grid and roads -> coarse terrain -> streams (steered down the terrain, rerouted until their crossings are
-clean) -> valleys carved -> crossing structures -> fields -> features -> hard negatives.
+clean) -> valleys carved -> crossing structures -> fields -> features -> distractors (field-edge strips,
+ditch fills, terraces; every distractor as a point) -> hard negatives.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import numpy as np
 
 from .crossings import Crossing, make_structure
 from .features import Features, make_features
-from .negatives import Negative, make_negatives
+from .distractors import Distractors, collect_points, make_distractors
+from .negatives import Negative, make_negatives, near_road_points
 from .params import SceneParams
 from .parcels import Field, make_fields
 from .roads import Grid, Road, intersections, make_grid, make_roads
@@ -32,6 +34,7 @@ class Layout:
     crossings: list[Crossing]
     fields: list[Field]
     features: Features
+    distractors: Distractors
     negatives: list[Negative]
 
     def road(self, rid: int) -> Road:
@@ -71,5 +74,8 @@ def build_layout(rng: np.random.Generator, p: SceneParams) -> Layout:
     for pond in features.ponds:
         c = pond.poly.representative_point()
         pond.level = float(terrain.sample(np.array([[c.x, c.y]]), terrain.surface)[0]) - 0.6
-    negatives = make_negatives(p.size, roads, nodes, streams, crossings, features)
-    return Layout(p, grid, terrain, roads, nodes, streams, crossings, fields, features, negatives)
+    dis = make_distractors(rng, p, grid, roads, streams, crossings, fields, features)
+    dis.points, dis.areas = collect_points(p.size, roads, nodes, streams, crossings, fields, features, dis,
+                                           near_road_points(streams, roads, crossings, p.size))
+    negatives = make_negatives(p.size, crossings, dis.points)
+    return Layout(p, grid, terrain, roads, nodes, streams, crossings, fields, features, dis, negatives)

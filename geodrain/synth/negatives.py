@@ -1,9 +1,9 @@
 """Hard negatives: places that look a bit like a drainage crossing but are not one.
 
-Road intersections, grassed waterways that end at a road, creeks that run beside a road without crossing it,
-ponds near roads, farmsteads and their driveways, field entrances across a road ditch. Every hard negative
-keeps at least :data:`MIN_FROM_CROSSING_M` from every crossing, so a chip centred on it never shows a
-crossing at its centre.
+Every distractor point (:mod:`geodrain.synth.distractors`: road intersections, field boundaries, grass
+borders and farm lanes meeting a road, field entrances and driveways with their ditch fills, farmsteads,
+grassed waterways that end at a road, ponds near roads, creeks beside a road) that keeps at least
+:data:`MIN_FROM_CROSSING_M` from every crossing, so a chip centred on it never shows a crossing at its centre.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from shapely.geometry import Point
 from .geometry import along
 
 MIN_FROM_CROSSING_M = 65.0
-KINDS = ("road_intersection", "waterway_end", "stream_near_road", "pond_near_road", "farmstead", "driveway",
-         "field_entrance")
+KINDS = ("road_intersection", "field_boundary", "grass_border", "farm_lane", "field_entrance", "driveway",
+         "farmstead", "waterway_end", "pond_near_road", "stream_near_road")
 
 
 @dataclass
@@ -28,8 +28,8 @@ class Negative:
     kind: str
 
 
-def _near_road_points(streams, roads, crossings, size: float) -> list[tuple[float, float]]:
-    """Midpoints between a stream and a road where they run 15-45 m apart (edge to edge), off crossings."""
+def near_road_points(streams, roads, crossings, size: float) -> list[tuple[float, float]]:
+    """Midpoints between a stream and a road where they run 10-90 m apart (edge to edge), off crossings."""
     if not roads or not streams:
         return []
     cross = np.array([(c.x, c.y) for c in crossings]).reshape(-1, 2)
@@ -48,7 +48,7 @@ def _near_road_points(streams, roads, crossings, size: float) -> list[tuple[floa
         d = shapely.distance(pts, np.asarray(lines, dtype=object)[idx])
         half = np.array([roads[int(i)].width / 2 for i in idx])
         gap = d - half - st.width / 2
-        for k in np.flatnonzero((gap >= 15.0) & (gap <= 45.0)):
+        for k in np.flatnonzero((gap >= 10.0) & (gap <= 90.0)):
             q = xy[k]
             if len(cross) and np.min(np.hypot(*(cross - q).T)) < 95.0:
                 continue
@@ -60,32 +60,20 @@ def _near_road_points(streams, roads, crossings, size: float) -> list[tuple[floa
     return picked
 
 
-def make_negatives(size: int, roads, nodes, streams, crossings, features) -> list[Negative]:
-    cand: list[Negative] = []
-    for x, y, *_ in nodes:
-        cand.append(Negative(x, y, "road_intersection"))
-    for w in features.waterways:
-        if w.end_on_road is not None:
-            cand.append(Negative(*w.end_on_road, "waterway_end"))
-    for x, y in _near_road_points(streams, roads, crossings, size):
-        cand.append(Negative(x, y, "stream_near_road"))
-    for pd in features.ponds:
-        if pd.near_road is not None:
-            cand.append(Negative(*pd.near_road, "pond_near_road"))
-    for fs in features.farmsteads:
-        c = fs.yard.centroid
-        cand.append(Negative(c.x, c.y, "farmstead"))
-        cand.append(Negative(*fs.access, "driveway"))
-    for _, _, access in features.approaches:
-        cand.append(Negative(*access, "field_entrance"))
+def make_negatives(size: int, crossings, points) -> list[Negative]:
+    """The distractor points that make hard negatives: inside the scene, away from crossings, 25 m apart."""
     cross = np.array([(c.x, c.y) for c in crossings]).reshape(-1, 2)
     out: list[Negative] = []
-    for n in cand:
-        if not (30 <= n.x <= size - 30 and 30 <= n.y <= size - 30):
+    taken = np.zeros((0, 2))
+    for d in points:
+        if d.kind not in KINDS:
             continue
-        if len(cross) and np.min(np.hypot(cross[:, 0] - n.x, cross[:, 1] - n.y)) < MIN_FROM_CROSSING_M:
+        if not (30 <= d.x <= size - 30 and 30 <= d.y <= size - 30):
             continue
-        if any((n.x - o.x) ** 2 + (n.y - o.y) ** 2 < 25.0 ** 2 for o in out):
+        if len(cross) and np.min(np.hypot(cross[:, 0] - d.x, cross[:, 1] - d.y)) < MIN_FROM_CROSSING_M:
             continue
-        out.append(n)
+        if len(taken) and np.min(np.hypot(taken[:, 0] - d.x, taken[:, 1] - d.y)) < 25.0:
+            continue
+        out.append(Negative(d.x, d.y, d.kind))
+        taken = np.vstack([taken, [d.x, d.y]])
     return out

@@ -45,6 +45,9 @@ class SceneParams:
     pond_density_km2: float
     waterway_density_km2: float
     shelterbelt_density_km2: float
+    entrance_density_km2: float
+    strip_fraction: float
+    terrace_fraction: float
     # terrain
     elevation_m: float
     slope_m_per_km: float
@@ -102,6 +105,12 @@ def draw_params(rng: np.random.Generator, seed: int, size: int) -> SceneParams:
         pond_density_km2=float(rng.uniform(0.05, 0.5)),
         waterway_density_km2=float(rng.uniform(0.1, 0.6)),
         shelterbelt_density_km2=float(rng.uniform(0.1, 0.8)),
+        # field entrances (with their ditch fills): about one per field along a road
+        entrance_density_km2=float(rng.uniform(1.0, 3.0)),
+        # grass borders / farm lanes on a quarter line (a quarter of that on sixteenth lines)
+        strip_fraction=float(rng.uniform(0.1, 0.45)),
+        # terraced crop fields: none in half of the scenes
+        terrace_fraction=float(0.0 if rng.random() < 0.5 else rng.uniform(0.05, 0.35)),
         elevation_m=float(rng.uniform(380.0, 900.0)),
         slope_m_per_km=float(rng.uniform(1.0, 5.0)),
         slope_direction_deg=float(rng.uniform(0, 360)),

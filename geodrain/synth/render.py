@@ -258,6 +258,35 @@ class Renderer:
         for pd in fe.ponds:
             self.p_col[pd.id] = self.pal.water(pd.water_type, pd.tone)
         self.way_layer = _Layer([(w.poly, 1) for w in fe.waterways])
+        self.way_depth = np.array([0.0] + [float(rng.uniform(0.15, 0.5)) for _ in fe.waterways], np.float32)
+        self.way_hw = np.array([1.0] + [w.width / 2 for w in fe.waterways], np.float32)
+        self.way_id = _Layer([(w.poly, k + 1) for k, w in enumerate(fe.waterways)])
+        self._distractors(rng)
+
+    def _distractors(self, rng):
+        dis = self.L.distractors
+        # field-edge strips: 1 grass border, 2 farm lane; berm heights per strip
+        self.strip_layer = _Layer([(st.poly, k + 1) for k, st in enumerate(dis.strips)])
+        self.strip_kind = np.array([0] + [1 if st.kind == "grass_border" else 2 for st in dis.strips], np.int8)
+        self.strip_berm = np.array([0.0] + [st.berm for st in dis.strips], np.float32)
+        self.strip_hw = np.array([1.0] + [st.width / 2 for st in dis.strips], np.float32)
+        # ditch fills at field entrances and driveways (the DEM ramp) and their pipe ends
+        self.fill_layer = _Layer([(f.poly, 1) for f in dis.fills])
+        pipes = []
+        for f in dis.fills:
+            if f.culvert and f.ends_visible:
+                code = 4 if f.material == "concrete" else 3
+                pipes += [(Point(e).buffer(max(f.pipe_d / 2, 0.45), 8), code) for e in f.pipe_ends]
+        self.pipe_layer = _Layer(pipes)
+        # terraces per field id (0: none)
+        nf = len(self.L.fields) + 1
+        self.t_int = np.zeros(nf, np.float32)
+        self.t_h = np.zeros(nf, np.float32)
+        self.t_grass = np.zeros(nf, np.float32)
+        for t in dis.terraced:
+            self.t_int[t.field_id] = t.interval_m
+            self.t_h[t.field_id] = t.height_m
+            self.t_grass[t.field_id] = float(t.grassed)
 
     # -- the tile ---------------------------------------------------------------------------------------
     def tile(self, row0: int, col0: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -292,16 +321,24 @@ class Renderer:
             Rd.update(i=ri, r=rr + r0, c=rc + c0, d=d_r.reshape(-1)[ri], bz=bz[ri])
         del d_r, rid
 
-        # -- DEM
+        # -- DEM (with the field-scale relief: berms of field-edge strips, waterway swales, terraces)
+        f = self.f
+        fid = self.field_layer.raster(r0, c0, H, W)
+        strip_id = self.strip_layer.raster(r0, c0, H, W)
+        zc = None
+        if self.t_h[fid].any() or (f["tex"][fid] == 2).any():
+            zc = self.L.terrain.window(self.L.terrain.surface, r0, c0, H, W)
+        relief, terr = self._relief(r0, c0, H, W, fid, strip_id, zc, S, Rd)
+        if Rd is not None:
+            Rd["fill"] = (self.fill_layer.raster(r0, c0, H, W) > 0).reshape(-1)[Rd["i"]]
         lvl = self.pond_level.raster(r0, c0, H, W, dtype="float32", fill=np.nan) if self.pond_layer.tree else None
         dem = dem_tile(self.L.terrain, r0, c0, H, W, key=keys["terrain"] + 1, streams=S, roads=Rd,
-                       pond_level=lvl)
+                       pond_level=lvl, relief=relief)
+        del relief
 
         # -- land cover fractions: fields with in-field variability and texture
         X = (np.arange(c0, c0 + W, dtype=np.float32) + 0.5)[None, :]
         Y = (np.arange(r0, r0 + H, dtype=np.float32) + 0.5)[:, None]
-        f = self.f
-        fid = self.field_layer.raster(r0, c0, H, W)
         nA = noise.fbm(keys["veg"], r0, c0, H, W, 40.0, octaves=2)
         nB = noise.lattice(keys["veg"] + 1, r0, c0, H, W, 170.0)
         soil_n = noise.fbm(keys["soil"], r0, c0, H, W, 90.0, octaves=2)
@@ -319,7 +356,6 @@ class Renderer:
             stripe = np.where(tex == 1, np.sin(2 * np.pi * proj / f["row_period"][fid] + f["row_phase"][fid]), 0)
             del proj
         if (tex == 2).any():
-            zc = self.L.terrain.window(self.L.terrain.surface, r0, c0, H, W)
             cst = np.sin(2 * np.pi * zc / (0.06 * f["row_period"][fid] + 0.2))
             stripe = np.where(tex == 2, cst, 0 if stripe is None else stripe)
         track = None
@@ -374,6 +410,13 @@ class Renderer:
         wi = np.flatnonzero(self.way_layer.raster(r0, c0, H, W))
         if wi.size:
             grassy(wi, 1.0, min(0.92, gfv + 0.22), gfd * 0.7, 0.6, 0.06)
+        sti = np.flatnonzero(strip_id.reshape(-1))
+        if sti.size:   # grass borders and the grass of farm lanes (their wheel tracks come with the roads)
+            grassy(sti, 1.0, gfv + 0.04 * (self.strip_kind[strip_id.reshape(-1)[sti]] == 1), gfd * 0.9, 0.55, 0.16)
+        if terr is not None:   # terraces: grassed back slopes, or a tone change along the ridge
+            ti, band, grassed = terr
+            grassy(ti, band * grassed, gfv + 0.05, gfd, 0.55, 0.14)
+            fvf[ti] *= 1.0 + 0.12 * band * (1.0 - grassed)
         yi = np.flatnonzero(self.yard_layer.raster(r0, c0, H, W))
         if yi.size:
             grassy(yi, 1.0, self.lawn[0], self.lawn[1], 0.5, 0.1)
@@ -431,6 +474,22 @@ class Renderer:
             _mix(sub, (code == 3) * np.float32(0.8), np.array([38, 40, 44, 30], np.float32)[:, None])
             _mix(sub, (code == 4) * np.float32(0.8), np.array([70, 72, 76, 60], np.float32)[:, None])
             flat[:, di] = sub
+        pc = self.pipe_layer.raster(r0, c0, H, W).reshape(-1)
+        pi_ = np.flatnonzero(pc)
+        if pi_.size:
+            sub = flat[:, pi_]
+            _mix(sub, (pc[pi_] == 3) * np.float32(0.7), np.array([38, 40, 44, 30], np.float32)[:, None])
+            _mix(sub, (pc[pi_] == 4) * np.float32(0.7), pal.concrete[:, None] * np.ones((1, len(pi_)), np.float32))
+            flat[:, pi_] = sub
+        sl = self.strip_layer.raster(r0, c0, H, W).reshape(-1)
+        li = np.flatnonzero(sl)
+        if li.size:   # farm lanes: two dirt wheel tracks with grass between and beside them
+            lane = self.strip_kind[sl[li]] == 2
+            if lane.any():
+                li = li[lane]
+                sub = flat[:, li]
+                _mix(sub, np.float32(0.55) * (1.0 + 0.3 * finef[li]), pal.dirt[:, None] * np.ones((1, len(li)), np.float32))
+                flat[:, li] = sub
         gr = self.gravel_layer.raster(r0, c0, H, W).reshape(-1)
         gi = np.flatnonzero(gr)
         if gi.size:
@@ -497,6 +556,54 @@ class Renderer:
             for b in range(4):
                 img[b] *= 1.0 - sh * (1.0 - spectra.SHADOW[b])
         return sensor.apply(img, p, r0, c0), dem
+
+    def _relief(self, r0, c0, H, W, fid, strip_id, zc, S, Rd):
+        """Field-scale relief added to the DEM: strip berms, waterway swales and terraces (zero in the road's
+        right of way and near streams); and the terrace pixels with their ridge band for the imagery."""
+        relief = np.zeros((H, W), np.float32)
+        any_ = False
+        if strip_id.any():
+            m = strip_id > 0
+            d_in = ndi.distance_transform_edt(m).astype(np.float32)
+            u = np.clip(d_in / np.maximum(0.6 * self.strip_hw[strip_id], 1.0), 0.0, 1.0)
+            relief += self.strip_berm[strip_id] * u * u * (3 - 2 * u)
+            any_ = True
+        wid = self.way_id.raster(r0, c0, H, W)
+        if wid.any():
+            d_in = ndi.distance_transform_edt(wid > 0).astype(np.float32)
+            u = np.clip(d_in / self.way_hw[wid], 0.0, 1.0)
+            relief -= self.way_depth[wid] * (2 * u - u * u)
+            any_ = True
+        terr = None
+        th = self.t_h[fid]
+        if th.any() and zc is not None:
+            gy, gx = np.gradient(zc)
+            g = np.hypot(gx, gy)
+            ti = np.flatnonzero((th > 0).reshape(-1) & (g.reshape(-1) > 0.002))
+            if ti.size:
+                k = fid.reshape(-1)[ti]
+                ph = zc.reshape(-1)[ti] / self.t_int[k]
+                fr = ph - np.floor(ph)
+                # signed distance (m) from the nearest ridge contour, positive on its upslope side
+                dm = np.where(fr < 0.5, fr, fr - 1.0) * self.t_int[k] / g.reshape(-1)[ti]
+                h = self.t_h[k]
+                rel = h * np.exp(-(dm / 4.0) ** 2) - 0.45 * h * np.exp(-((dm - 7.0) / 3.0) ** 2)
+                relief.reshape(-1)[ti] += rel.astype(np.float32)
+                band = np.exp(-((dm + 2.0) / 3.5) ** 2).astype(np.float32)
+                terr = (ti, band, self.t_grass[k])
+                any_ = True
+        if not any_:
+            return None, None
+        flat = relief.reshape(-1)
+        if Rd is not None:
+            flat[Rd["i"][Rd["d"] < Rd["row"] + 0.5]] = 0.0
+        if S is not None:
+            near = S["d"] < S["hw"] + S["bank"] + self.s["buffer"][S["k"]] + 6.0
+            flat[S["i"][near]] = 0.0
+        if terr is not None:
+            keep = flat[terr[0]] != 0.0
+            terr = (terr[0][keep], terr[1][keep], terr[2][keep])
+        return relief, terr
 
     # -- painters (on flat pixel subsets) -----------------------------------------------------------------
     def _paint_stream(self, flat, S, Rd, bz, W, gnf, keys):

@@ -352,7 +352,9 @@ def _roadside_candidate(rng, p: SceneParams, terrain, net: Network):
     t /= np.hypot(*t)
     nrm = np.array([-t[1], t[0]]) * rng.choice([-1, 1])
     width = float(rng.uniform(1.5, 5.0))
-    off = max(road.width / 2 + ROAD_GAP_M, road.row_half + 2.0) + width / 2 + rng.uniform(6.0, 22.0)
+    # most creeks that follow a road hug its right of way; some keep 30-90 m away (valley bottom beside it)
+    gap = rng.uniform(6.0, 22.0) if rng.random() < 0.6 else rng.uniform(22.0, 80.0)
+    off = max(road.width / 2 + ROAD_GAP_M, road.row_half + 2.0) + width / 2 + gap
     run = rng.uniform(140.0, 380.0)
     sgn = rng.choice([-1, 1])
     w1 = q - sgn * run / 2 * t + off * nrm

@@ -154,16 +154,20 @@ def channel_depth(width: np.ndarray) -> np.ndarray:
 
 
 def dem_tile(terrain: Terrain, row0: int, col0: int, h: int, w: int, *, key: int, streams: dict | None,
-             roads: dict | None, pond_level: np.ndarray | None) -> np.ndarray:
+             roads: dict | None, pond_level: np.ndarray | None, relief: np.ndarray | None = None) -> np.ndarray:
     """The 1 m DEM of a window (float32) from the coarse terrain and the tile's distance fields.
 
     ``streams`` and ``roads`` hold flat pixel indices ``i`` of the window near a stream / road and, per such
     pixel, the distance ``d`` to the nearest centreline and that stream's half width ``hw`` and ``bank`` /
-    that road's ``hw``, ``shoulder``, ``emb``, ``side``, ``toe`` and ``ditch``.
+    that road's ``hw``, ``shoulder``, ``emb``, ``side``, ``toe`` and ``ditch`` (and optionally ``fill``: the
+    pixel lies in an earth fill across the ditch, a ramp from the road down to the field). ``relief`` is
+    field-scale relief (strip berms, waterway swales, terraces) added to the surface.
     """
     dem = terrain.window(terrain.surface, row0, col0, h, w)
     micro = np.float32(0.1) * noise.lattice(key, row0, col0, h, w, 24.0)
     dem += micro
+    if relief is not None:
+        dem += relief
     flat = dem.reshape(-1)
     if streams is not None:
         # stream channel: a bowl inside the banks, easing out over the bank zone (no micro-relief in it)
@@ -191,4 +195,12 @@ def dem_tile(terrain: Terrain, row0: int, col0: int, h: int, w: int, *, key: int
             top = terrain.sample(xy, terrain.grade) + roads["emb"][m]
             run = np.maximum(0.0, d[m] - roads["hw"][m] - roads["shoulder"][m])
             flat[i] = np.maximum(flat[i], (top - run / roads["side"][m]).astype(np.float32))
+        fill = roads.get("fill")
+        if fill is not None and fill.any():
+            # field entrances and driveways: a ramp (6:1, 0.15 m below the road edge) across the ditch
+            i = roads["i"][fill]
+            xy = np.column_stack([col0 + i % w + 0.5, row0 + i // w + 0.5])
+            top = terrain.sample(xy, terrain.grade) + roads["emb"][fill] - 0.15
+            run = np.maximum(0.0, d[fill] - roads["hw"][fill] - roads["shoulder"][fill])
+            flat[i] = np.maximum(flat[i], (top - run / 6.0).astype(np.float32))
     return dem

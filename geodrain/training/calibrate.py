@@ -69,7 +69,7 @@ def calibrate_threshold(bundle: Bundle, scenes: Sequence[str | Path], *, toleran
         scene = open_scene(folder)
         r = detect(scene.raster, None, model=bundle, progress=False,
                    options=DetectOptions(threshold=floor, device=device, precision="fp32", stride=stride,
-                                         merge_radius_m=radius_m),
+                                         merge_radius_m=radius_m, window_scores=True),
                    make_engine=make_engine or default_engine)
         cands.append(r.candidates)
         truths.append(scene.crossings.xy)

@@ -58,7 +58,7 @@ def mine_scene(bundle: Bundle, folder: str | Path, *, floor: float = 0.5, clear_
     if write:
         check_points_output(out, overwrite)
     r = detect(scene.raster, None, model=bundle, progress=False,
-               options=DetectOptions(threshold=floor, device=device, precision="fp32"))
+               options=DetectOptions(threshold=floor, device=device, precision="fp32", window_scores=True))
     units = r.source.grid.units_m
     truth = scene.crossings.xy
     c = r.candidates

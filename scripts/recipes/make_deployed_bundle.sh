@@ -26,11 +26,27 @@
 #      calibration F1 chosen: stride 8, radius 30 m), the installed bundle calibrated at those settings (which
 #      records them in its manifest) and its unseen-scene evaluation recorded again.
 #
+#   6. here, STAGE=distractor-finetune (before stage 7): the bundle fine-tuned on TRAIN_SEEDS (1201-1208) of the
+#      generator with distractors (its hard-negative crops centred on field boundaries, entrances, ...) into
+#      $WS/ft (one epoch fitted the 3000 s budget) and compared with the deployed weights on CAL_SEEDS
+#      (calibrated F1 0.873 against 0.920 at 30 m): not kept.
+#   7. here, STAGE=watershed: scenes of the generator with distractors: calibration scenes CAL_SEEDS
+#      (8001-8006), unseen test scenes TEST_SEEDS (9002-9011, 168 km²; 9001 was used while writing the DEM
+#      evidence); the bundle's window candidates (>= 0.5) on both, cached; merge radius and placement, then how
+#      the DEM enters, decided on the calibration scenes only (scripts/experiments/exp_placement.py and
+#      exp_dem_evidence.py, rules declared in their docstrings: merge radius 40 m, imagery evidence); the
+#      imagery calibrator recorded in the bundle's manifest (scripts/set_scoring.py), the best DEM alternative
+#      in a DEM-aware copy ($WS/bundles/dem-aware); the paths side by side on the test scenes
+#      (scripts/eval_watershed.py), the DEM path's time (scripts/bench_dem_detect.py) and the model card's
+#      evaluation on 9001-9003 of this generator. Logs: docs/results/cpu/ (names in the stage).
+#
 #   STAGE=gpu                                           scripts/recipes/make_deployed_bundle.sh   # on a CUDA machine
 #   STAGE=finetune GPU_BUNDLE=/path/to/bundle_b         scripts/recipes/make_deployed_bundle.sh   # then here
 #   STAGE=mine INIT=/path/to/bundle_of_stage_2          scripts/recipes/make_deployed_bundle.sh   # -> runs/deploy/hardmined
 #   STAGE=install SOURCE=runs/deploy/hardmined          scripts/recipes/make_deployed_bundle.sh
 #   STAGE=settings                                      scripts/recipes/make_deployed_bundle.sh
+#   STAGE=watershed                                     scripts/recipes/make_deployed_bundle.sh
+#   STAGE=distractor-finetune                           scripts/recipes/make_deployed_bundle.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -105,8 +121,71 @@ settings)
         --stride "${STRIDE:-8}" --merge-radius "${MERGE_RADIUS:-30}" --device cpu
     python scripts/eval_bundle.py "models/$NAME" --seeds 9001,9002,9003 --record --work "$WORK/eval"
     ;;
+watershed)
+    WS=${WS:-runs/ws}
+    CAL_SEEDS=${CAL_SEEDS:-$(seq 8001 8006)}
+    TEST_SEEDS=${TEST_SEEDS:-$(seq 9002 9011)}
+    BUNDLE=${BUNDLE:-models/$NAME}
+    R=docs/results/cpu
+    for s in $CAL_SEEDS $TEST_SEEDS; do
+        [ -f "$WS/scenes/s$s/scene.json" ] || geodrain synth "$WS/scenes/s$s" --seed "$s" --size 4096 -q --overwrite
+    done
+    # shellcheck disable=SC2046
+    nice -n 10 python scripts/experiments/extract_candidates.py "$BUNDLE" \
+        $(for s in $CAL_SEEDS $TEST_SEEDS; do printf '%s ' "$WS/scenes/s$s"; done) --work "$WS"
+    CAL=$(echo $CAL_SEEDS | tr ' ' '\n' | sed -n '1p;$p' | paste -sd-)
+    # the bundle as it was: its manifest without calibrated scores
+    rm -rf "$WS/bundles/before" && mkdir -p "$WS/bundles" && cp -r "$BUNDLE" "$WS/bundles/before"
+    python -c "import json,sys; p=sys.argv[1]; m=json.load(open(p)); [m.pop(k, None) for k in ('scoring','inputs')]; json.dump(m, open(p,'w'), indent=2)" \
+        "$WS/bundles/before/manifest.json"
+    python scripts/experiments/exp_placement.py "$WS/bundles/before" --scenes "$WS/scenes" --cal "$CAL" --work "$WS" \
+        --json "$R/exp_placement.json" | tee "$R/exp_placement.log"
+    python scripts/experiments/exp_dem_evidence.py "$WS/bundles/before" --scenes "$WS/scenes" --cal "$CAL" --work "$WS" \
+        --radius 40 --out "$WS/calibrators/deployed-R40" --json "$R/exp_dem_evidence.json" | tee "$R/exp_dem_evidence.log"
+    python scripts/experiments/false_candidates.py "$WS/bundles/before" --scenes "$WS/scenes" --cal "$CAL" \
+        --work "$WS" --radius 40 | tee "$R/false_candidates.log"
+    python scripts/experiments/snap_probe.py --scenes "$WS/scenes" --cal "$CAL" --work "$WS" | tee "$R/snap_probe.log"
+    mkdir -p "$R/calibrators"
+    cp "$WS/calibrators/deployed-R40/imagery.json" "$R/calibrators/imagery.json"
+    cp "$WS/calibrators/deployed-R40/dedupe-check.json" "$R/calibrators/dem-dedupe-check.json"
+    # the imagery calibrator (chosen) into the deployed bundle; the best DEM alternative into a DEM-aware copy
+    python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40
+    rm -rf "$WS/bundles/dem-aware"
+    python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" \
+        --dem-calibrator "$R/calibrators/dem-dedupe-check.json" --snap 25 --dedupe 15 --merge-radius 40 \
+        --require-dem --copy-to "$WS/bundles/dem-aware"
+    python scripts/eval_watershed.py --test "$(echo $TEST_SEEDS | tr ' ' '\n' | sed -n '1p;$p' | paste -sd-)" \
+        --scenes "$WS/scenes" --work "$WS" --path "before=$WS/bundles/before" --path "imagery-after=$BUNDLE" \
+        --path "imagery-after+dem=$BUNDLE+dem" --path "dem-aware=$WS/bundles/dem-aware+dem" ${EXTRA_PATHS:-} \
+        --plot "$R/eval_watershed_reliability.png" --json "$R/eval_watershed.json" | tee "$R/eval_watershed.log"
+    nice -n 10 python scripts/bench_dem_detect.py "$WS/scenes/s9002" --work runs/bench_dem --repeat 2 \
+        --dem-model "$WS/bundles/dem-aware" | tee "$R/bench_dem_detect.log"
+    python scripts/eval_bundle.py "$BUNDLE" --scenes "$WS/scenes/s9001" "$WS/scenes/s9002" "$WS/scenes/s9003" \
+        --record | tee "$R/eval_unseen_4096.log"
+    ;;
+distractor-finetune)
+    WS=${WS:-runs/ws}
+    TRAIN_SEEDS=${TRAIN_SEEDS:-$(seq 1201 1208)}
+    CAL_SEEDS=${CAL_SEEDS:-$(seq 8001 8006)}
+    for s in $TRAIN_SEEDS $CAL_SEEDS; do
+        [ -f "$WS/scenes/s$s/scene.json" ] || geodrain synth "$WS/scenes/s$s" --seed "$s" --size 4096 -q --overwrite
+    done
+    # shellcheck disable=SC2046
+    nice -n 10 geodrain train $(for s in $TRAIN_SEEDS; do printf '%s ' "$WS/scenes/s$s"; done) \
+        -o "$WS/ft" --init "models/$NAME" --lr "${LR:-0.001}" --epochs "${EPOCHS:-3}" --crops 2000 --workers 2 \
+        --device cpu --keep last --max-seconds 3000 --name "$NAME" --overwrite
+    python -c "from geodrain.model.bundle import load_bundle; load_bundle('$WS/ft').update_manifest(stride_px=8, merge_radius_m=30.0)"
+    # shellcheck disable=SC2046
+    nice -n 10 python scripts/experiments/extract_candidates.py "$WS/ft" \
+        $(for s in $CAL_SEEDS; do printf '%s ' "$WS/scenes/s$s"; done) --work "$WS"
+    # compared with the deployed weights on the calibration scenes (the calibrated path, leave one scene out)
+    python scripts/experiments/exp_placement.py "$WS/ft" --scenes "$WS/scenes" \
+        --cal "$(echo $CAL_SEEDS | tr ' ' '\n' | sed -n '1p;$p' | paste -sd-)" --work "$WS" --radii 30,40 \
+        --placements all --json docs/results/cpu/exp_placement_finetuned.json \
+        | tee docs/results/cpu/exp_placement_finetuned.log
+    ;;
 *)
-    echo "STAGE must be gpu, finetune, mine, install or settings" >&2
+    echo "STAGE must be gpu, finetune, mine, install, settings, watershed or distractor-finetune" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,214 @@
+"""Crossing scores that are probabilities.
+
+A merged crossing gathers the windows that proposed it. Its *evidence* is a short vector of numbers: the
+windows' maximum and mean logit and how many windows support it (computed where the windows are merged,
+:func:`geodrain.merge.merge_candidates`), and (where a DEM is given) the hydrologic evidence of
+:mod:`geodrain.dem_features`. A :class:`Calibrator` maps evidence to the probability that the
+crossing is real: logistic regression (Platt scaling when the only feature is the maximum logit) fitted on
+labelled calibration scenes, with a JSON form that a bundle manifest can store.
+
+Also here: the calibration measures :func:`expected_calibration_error` and :func:`reliability`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .merge import IMAGERY_EVIDENCE, Crossings, logit  # noqa: F401  (logit re-exported)
+
+IMAGERY_FEATURES = IMAGERY_EVIDENCE
+DEM_EVIDENCE = ("emb_flow", "flow_near", "channel_pair", "embank", "dam_depth", "snapped")
+KNOWN_FEATURES = IMAGERY_EVIDENCE + DEM_EVIDENCE
+
+
+# -- the calibrator ---------------------------------------------------------------------------------------
+
+@dataclass
+class Calibrator:
+    """P(real crossing | evidence) = sigmoid(b + w . (x - mean) / scale)."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    l2: float = 1e-3
+    fitted_on: dict = field(default_factory=dict)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for evidence rows ``x`` (n, features); a missing value (NaN, e.g. DEM evidence where
+        the DEM has no data) counts as the calibration mean of that feature (no evidence either way)."""
+        x = np.asarray(x, np.float64).reshape(-1, len(self.features))
+        x = np.where(np.isfinite(x), x, self.mean)
+        z = self.intercept + ((x - self.mean) / self.scale) @ self.coef
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def predict_crossings(self, c: Crossings) -> np.ndarray:
+        """Probabilities of merged crossings from their evidence columns."""
+        return self.predict(c.matrix(self.features))
+
+    @property
+    def uses_dem(self) -> bool:
+        return any(f in DEM_EVIDENCE for f in self.features)
+
+    def to_json(self) -> dict:
+        return {"kind": "logistic", "features": list(self.features), "mean": self.mean.tolist(),
+                "scale": self.scale.tolist(), "coef": self.coef.tolist(), "intercept": float(self.intercept),
+                "l2": self.l2, "fitted_on": self.fitted_on}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Calibrator":
+        """The calibrator of :meth:`to_json`'s form; a malformed one is a ValueError saying what is wrong."""
+        if not isinstance(d, dict) or d.get("kind") != "logistic":
+            raise ValueError(f"unknown calibrator kind {d.get('kind') if isinstance(d, dict) else d!r}")
+        try:
+            feats = tuple(str(f) for f in d["features"])
+            arrs = [np.asarray(d[k], np.float64) for k in ("mean", "scale", "coef")]
+            intercept = float(d["intercept"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"calibrator lacks or mangles {e}") from None
+        unknown = [f for f in feats if f not in KNOWN_FEATURES]
+        if unknown:
+            raise ValueError(f"calibrator reads unknown evidence {', '.join(unknown)}")
+        if any(a.shape != (len(feats),) for a in arrs) or not all(np.isfinite(a).all() for a in arrs) \
+                or not np.isfinite(intercept) or (arrs[1] <= 0).any():
+            raise ValueError("calibrator arrays do not match its feature list or are not finite")
+        return cls(feats, *arrs, intercept, float(d.get("l2", 1e-3)), dict(d.get("fitted_on", {})))
+
+
+@dataclass(frozen=True)
+class DemScoring:
+    """How a bundle's scores read a DEM: the hydrologic evidence's window (``half_m``, cells of ``res_m``), the
+    snapping to the channel's passage (``snap_m``; None: none), whether a snapped crossing moves there
+    (``move``), the de-duplication of crossings sharing a passage (``dedupe_m``) and the calibrator of the
+    imagery and DEM evidence."""
+
+    calibrator: Calibrator
+    snap_m: float | None = None
+    move: bool = False
+    dedupe_m: float | None = None
+    half_m: float = 160.0
+    res_m: float = 2.0
+
+    def reading(self) -> dict:
+        """Keyword arguments of :func:`geodrain.postprocess.dem_evidence`."""
+        return {"snap_m": self.snap_m, "move": self.move, "dedupe_m": self.dedupe_m, "half_m": self.half_m,
+                "res_m": self.res_m}
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """A bundle's calibrated scores (its manifest's ``scoring``): every window >= ``floor`` is merged within
+    ``merge_radius_m`` (placed from the windows within ``place_radius_m`` of the strongest, when set), each
+    crossing's probability comes from the ``imagery`` calibrator, or the ``dem`` one when a DEM is given, and
+    crossings are reported from ``report_at`` unless a threshold is given. ``stride_px`` is the window stride
+    the calibrators were fitted at."""
+
+    stride_px: int
+    floor: float
+    merge_radius_m: float
+    imagery: Calibrator
+    report_at: float = 0.5
+    place_radius_m: float | None = None
+    dem: DemScoring | None = None
+
+    def to_json(self) -> dict:
+        out = {"stride_px": self.stride_px, "floor": self.floor, "merge_radius_m": self.merge_radius_m,
+               "place_radius_m": self.place_radius_m, "report_at": self.report_at,
+               "imagery": self.imagery.to_json()}
+        if self.dem is not None:
+            d = self.dem
+            out["dem"] = {"calibrator": d.calibrator.to_json(), "snap_m": d.snap_m, "move": d.move,
+                          "dedupe_m": d.dedupe_m, "half_m": d.half_m, "res_m": d.res_m}
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Scoring":
+        """The scoring of :meth:`to_json`'s form; a malformed one is a ValueError saying what is wrong."""
+        if not isinstance(d, dict):
+            raise ValueError("must be an object")
+
+        def num(key, lo=None, hi=None, src=d, optional=False):
+            v = src.get(key)
+            if v is None and optional:
+                return None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) \
+                    or (lo is not None and v < lo) or (hi is not None and v > hi):
+                raise ValueError(f"'{key}' must be a number" + (f" from {lo}" if lo is not None else "")
+                                 + (f" to {hi}" if hi is not None else "") + f", got {v!r}")
+            return float(v)
+
+        imagery = Calibrator.from_json(d.get("imagery"))
+        if imagery.uses_dem:
+            raise ValueError("the 'imagery' calibrator reads DEM evidence")
+        dem = None
+        if d.get("dem") is not None:
+            e = d["dem"]
+            if not isinstance(e, dict):
+                raise ValueError("'dem' must be an object")
+            dem = DemScoring(Calibrator.from_json(e.get("calibrator")), num("snap_m", 0, src=e, optional=True),
+                             bool(e.get("move", False)), num("dedupe_m", 0, src=e, optional=True),
+                             num("half_m", 20, 2000, src=e) if "half_m" in e else 160.0,
+                             num("res_m", 0.1, 50, src=e) if "res_m" in e else 2.0)
+        stride = d.get("stride_px")
+        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= 100:
+            raise ValueError(f"'stride_px' must be an integer from 1 to 100, got {stride!r}")
+        return cls(stride, num("floor", 0, 1), num("merge_radius_m", 0), imagery,
+                   num("report_at", 0, 1) if "report_at" in d else 0.5,
+                   num("place_radius_m", 0, optional=True), dem)
+
+
+def fit_calibrator(x: np.ndarray, y: np.ndarray, features, l2: float = 1e-3, iters: int = 100,
+                   fitted_on: dict | None = None) -> Calibrator:
+    """Logistic regression by Newton's method (L2 penalty ``l2`` on the standardized weights). Missing values
+    (NaN) take their feature's mean."""
+    x = np.asarray(x, np.float64).reshape(len(y), -1)
+    y = np.asarray(y, np.float64)
+    if len(y) == 0 or y.min() == y.max():
+        raise ValueError("calibration needs both real and false crossings")
+    mean = np.array([np.nanmean(c) if np.isfinite(c).any() else 0.0 for c in x.T])
+    x = np.where(np.isfinite(x), x, mean)
+    scale = x.std(0)
+    scale[scale < 1e-9] = 1.0
+    z = (x - mean) / scale
+    a = np.column_stack([np.ones(len(y)), z])
+    w = np.zeros(a.shape[1])
+    w[0] = np.log(y.mean() / (1 - y.mean()))
+    reg = np.full(a.shape[1], l2 * len(y))
+    reg[0] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-(a @ w)))
+        g = a.T @ (p - y) + reg * w
+        h = (a * (p * (1 - p))[:, None]).T @ a + np.diag(reg) + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(h, g)
+        w -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return Calibrator(tuple(features), mean, scale, w[1:], float(w[0]), l2, dict(fitted_on or {}))
+
+
+# -- calibration measures ---------------------------------------------------------------------------------
+
+def reliability(prob: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict]:
+    """Per probability bin: count, mean predicted probability, fraction real."""
+    prob, y = np.asarray(prob, np.float64), np.asarray(y, np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    k = np.clip(np.digitize(prob, edges[1:-1]), 0, bins - 1)
+    out = []
+    for b in range(bins):
+        m = k == b
+        out.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": int(m.sum()),
+                    "mean_prob": float(prob[m].mean()) if m.any() else float("nan"),
+                    "frac_real": float(y[m].mean()) if m.any() else float("nan")})
+    return out
+
+
+def expected_calibration_error(prob: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """ECE: the count-weighted mean |fraction real - mean probability| over equal-width bins."""
+    rows = reliability(prob, y, bins)
+    n = sum(r["n"] for r in rows)
+    if n == 0:
+        return float("nan")
+    return float(sum(r["n"] * abs(r["frac_real"] - r["mean_prob"]) for r in rows if r["n"]) / n)
