@@ -282,8 +282,12 @@ def _run(plan: RunPlan, bundle: Bundle, settings: DetectSettings, options: Detec
         cands, crossings = merged(plan, ex.outputs, settings.threshold, settings.merge_radius_m,
                                   scoring=settings.scoring, dem=dem)
         timings = {**ex.stats.as_dict(), "loop_s": ex.seconds}
+        if ex.stats.first_block_at:     # set-up and the first read (start-up cost; scripts/bench_detect.py)
+            timings["first_block_s"] = ex.stats.first_block_at - t_start
         timings["merge_s"] = timings.get("merge_s", 0.0) + time.perf_counter() - t3
         config = settings.record()
+        for engine in (rt.engines.values() if rt is not None else ()):
+            config.update(getattr(engine, "stats", dict)())     # e.g. the int8 graph's rescored windows
         result = DetectResult(crossings, None, plan.groups[0].source, bundle, plan.windows, ex.evaluated,
                               plan.area_km2, time.perf_counter() - t_start, timings, config, cands, settings, plan,
                               ex.computed, ex.reused, work.path if work is not None else None,

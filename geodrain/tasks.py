@@ -231,6 +231,7 @@ class StreamStats:
     wait_s: float = 0.0      # time the engine waited for a block
     infer_s: float = 0.0
     decode_s: float = 0.0
+    first_block_at: float = 0.0   # time.perf_counter() when the first block was ready for the engine
 
     def as_dict(self) -> dict[str, float]:
         return {"read_thread_s": self.read_s, "read_wait_s": self.wait_s, "infer_s": self.infer_s,
@@ -311,6 +312,7 @@ def run_tasks(specs: Sequence[TaskSpec], run: RunSpec, *, rt: Runtime | None = N
                 t0 = time.perf_counter()
                 i, block = pending.popleft().result()
                 stats.wait_s += time.perf_counter() - t0
+                stats.first_block_at = stats.first_block_at or time.perf_counter()
                 submit_next()
                 t1 = time.perf_counter()
                 scores_pending = rt.engine(specs[i].window).submit(block)

@@ -66,11 +66,13 @@ def det_path(d: Path, threshold: float | None) -> Path:
 
 
 def prepare(seed: int, size: int, work: Path, lows: list[float]) -> Path:
-    """Generate the scene and detect its crossings at the deployed and at the lower thresholds."""
-    from geodrain.detect import DetectOptions, detect, write_crossings
-    from geodrain.merge import merge_candidates
+    """Generate the scene and detect its crossings at the deployed and at the lower window thresholds (window
+    probabilities: the bundle's calibrated scoring is not used here, as in ``detect --window-scores``)."""
+    from geodrain.detect import DetectOptions, detect
     from geodrain.model.bundle import load_bundle
+    from geodrain.postprocess import crossings_at
     from geodrain.synth import generate_scene
+    from geodrain.write import crossing_columns, write_points
 
     d = work / f"s{seed}"
     if not (d / "dem.tif").exists():
@@ -78,13 +80,14 @@ def prepare(seed: int, size: int, work: Path, lows: list[float]) -> Path:
     if all(det_path(d, t).exists() for t in [None, *lows]):
         return d
     bundle = load_bundle(None)
-    opts = DetectOptions(overwrite=True).resolved(bundle)
+    opts = DetectOptions(overwrite=True, window_scores=True).resolved(bundle)
     t0 = time.perf_counter()
     res = detect(d / "naip.tif", None, model=bundle, options=replace(opts, threshold=min(lows)), progress=False)
+    units = res.source.grid.units_m
     for threshold, path in [(t, det_path(d, t)) for t in lows] + [(opts.threshold, det_path(d, None))]:
-        cands = res.candidates.subset(res.candidates.score >= threshold)
-        r = replace(res, crossings=merge_candidates(cands, opts.merge_radius_m / res.source.grid.units_m))
-        write_crossings(r, path, threshold, opts.merge_radius_m, replace(opts, threshold=threshold))
+        c = crossings_at(res.candidates, threshold, opts.merge_radius_m / units)
+        write_points(c.xy, crossing_columns(c, res.source.files, bundle.model_id), res.crs, path, overwrite=True,
+                     metadata={"threshold": threshold, "merge_radius_m": opts.merge_radius_m, "score": "window"})
     print(f"# {d.name}: detected in {time.perf_counter() - t0:.0f} s", flush=True)
     return d
 

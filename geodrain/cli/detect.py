@@ -25,6 +25,10 @@ MIN_BLOCK_PX = 128
               help="Report crossings scoring at least this, 0 to 1 (default: the bundle's, calibrated with its "
                    "stride). With a bundle whose scores are calibrated, a crossing's probability of being real "
                    "(default 0.5); otherwise the strongest window's probability.")
+@click.option("--window-scores", is_flag=True, default=False,
+              help="Ignore the bundle's calibrated scoring: score and --threshold are the strongest window's "
+                   "probability (default threshold: the bundle's window threshold). docs/condition.md uses "
+                   "--window-scores --threshold 0.9 to favour recall before conditioning a DEM.")
 @merge_radius_opt("Detections closer than this many metres are one crossing (default: the bundle's)")
 @click.option("--min-valid", type=PROBABILITY, default=0.5, show_default=True,
               help="Skip windows with a smaller share of valid (not nodata/masked/outside) pixels.")
@@ -93,9 +97,10 @@ MIN_BLOCK_PX = 128
                    "worker's --nthreads).")
 @overwrite_opt
 @quiet_opt
-def detect(inputs, output, model, bands, stride, threshold, merge_radius_m, min_valid, aoi, aoi_layer, dem,
-           dem_z_factor, engine, backend, device, batch_size, precision, block_px, read_threads, scale, force, crs, stac_asset, task_px,
-           work_dir, resume, restart, keep_work, workers, scheduler, worker_threads, overwrite, quiet):
+def detect(inputs, output, model, bands, stride, threshold, window_scores, merge_radius_m, min_valid, aoi,
+           aoi_layer, dem, dem_z_factor, engine, backend, device, batch_size, precision, block_px, read_threads,
+           scale, force, crs, stac_asset, task_px, work_dir, resume, restart, keep_work, workers, scheduler,
+           worker_threads, overwrite, quiet):
     """Find drainage crossings in INPUTS and write them to OUTPUT.
 
     INPUTS are raster files, folders (every raster inside), glob patterns, list files (.txt: one path per
@@ -117,7 +122,7 @@ def detect(inputs, output, model, bands, stride, threshold, merge_radius_m, min_
                          read_threads=read_threads, aoi=aoi, aoi_layer=aoi_layer, scale=scale, force=force,
                          overwrite=overwrite, crs=crs, stac_asset=stac_asset, task_px=task_px, work_dir=work_dir,
                          resume=resume, restart=restart, keep_work=keep_work, workers=workers, scheduler=scheduler,
-                         worker_threads=worker_threads, dem=tuple(dem) or None,
+                         worker_threads=worker_threads, dem=tuple(dem) or None, window_scores=window_scores,
                          dem_z_factor=dem_z_factor)
     result = run_detect(list(inputs), output, model=model, options=opts, progress=not quiet)
     if not quiet:
