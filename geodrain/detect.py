@@ -72,6 +72,7 @@ class DetectResult:
     created_utc: str = ""
     empty_km2: float = 0.0                  # of area_km2: blocks with no data (sparse files, gaps), skipped unread
     dem: DemSource | None = None
+    engine_stats: dict = field(default_factory=dict)   # what the engines counted in this process
 
     @property
     def chips_per_s(self) -> float:
@@ -264,11 +265,12 @@ def _run(plan: RunPlan, bundle: Bundle, settings: DetectSettings, options: Detec
     try:
         try:
             ex = execute(plan, run, work=work, cluster=cluster, retries=options.retries, rt=rt, progress=progress)
-        except KeyboardInterrupt as e:
+        except BaseException as e:
             if work is not None:
-                if work.finished(t.key for t in plan.tasks):     # the CLI adds this to its one line
-                    e.geodrain_note = (f"finished tasks are kept in {work.path}; the same command with "
-                                       "--resume continues the run")
+                if work.finished(t.key for t in plan.tasks):
+                    if isinstance(e, KeyboardInterrupt):     # the CLI adds this to its one line
+                        e.geodrain_note = (f"finished tasks are kept in {work.path}; the same command with "
+                                           "--resume continues the run")
                 elif not options.resume:
                     work.remove()         # nothing finished: nothing to resume, nothing left behind
             raise
@@ -286,12 +288,14 @@ def _run(plan: RunPlan, bundle: Bundle, settings: DetectSettings, options: Detec
             timings["first_block_s"] = ex.stats.first_block_at - t_start
         timings["merge_s"] = timings.get("merge_s", 0.0) + time.perf_counter() - t3
         config = settings.record()
+        engine_stats: dict = {}    # e.g. the int8 graph's rescored windows (not in the output: it differs on resume)
         for engine in (rt.engines.values() if rt is not None else ()):
-            config.update(getattr(engine, "stats", dict)())     # e.g. the int8 graph's rescored windows
+            engine_stats.update(getattr(engine, "stats", dict)())
         result = DetectResult(crossings, None, plan.groups[0].source, bundle, plan.windows, ex.evaluated,
                               plan.area_km2, time.perf_counter() - t_start, timings, config, cands, settings, plan,
                               ex.computed, ex.reused, work.path if work is not None else None,
-                              work.created_utc if work is not None else utc_now(), plan.empty_km2, dem)
+                              work.created_utc if work is not None else utc_now(), plan.empty_km2, dem,
+                              engine_stats)
         if output is not None:
             t4 = time.perf_counter()
             result.output = write_crossings(crossings, output, plan.crs, [], result.run_info(),

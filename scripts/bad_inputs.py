@@ -374,6 +374,9 @@ def detect_cases() -> list[Case]:
         D("bundle/architecture mismatch", lambda f, d: [g(f), "-m", f.bundle("mismatch")], "do not fit architecture"),
         D("--backend onnx without onnxruntime", lambda f, d: [g(f), *m(f), "--backend", "onnx"],
           "pip install", kind="no-onnxruntime"),
+        D("without onnxruntime, the bundle's tuned ONNX graph", lambda f, d: [g(f), *m(f)],
+          "ONNX Runtime is not installed: the dense engine runs with torch", exit=0, left=True,
+          kind="no-onnxruntime"),
         # options
         D("--bands too few for the model", lambda f, d: [g(f), *m(f), "--bands", "1,2,3"], "the model expects 4"),
         D("--bands 0,1,2,3", lambda f, d: [g(f), *m(f), "--bands", "0,1,2,3"], "--bands", exit=2),

@@ -43,7 +43,7 @@ from geodrain.cli import cli
 from geodrain.detect import DetectOptions, detect
 t = age()
 r = detect(sys.argv[1], sys.argv[2], options=DetectOptions(overwrite=True, **opts), progress=False)
-print(json.dumps({"imports_s": t, **r.timings, "detect_s": r.seconds, "process_s": age(), "run": r.config}))
+print(json.dumps({"imports_s": t, **r.timings, "detect_s": r.seconds, "process_s": age(), "run": {**r.config, **r.engine_stats}}))
 """
 
 VARIANTS = {"tuned (int8 + rescoring)": {},

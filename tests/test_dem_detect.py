@@ -193,3 +193,15 @@ def test_window_scores_ignore_the_calibration(site):
         assert r.settings.scoring is None and r.crossings.probability is None
         assert r.candidates.floor == cut and len(r.candidates) == int((every.score >= cut).sum())
         assert np.array_equal(r.crossings.reported_score, r.crossings.score) and (r.crossings.score >= cut).all()
+
+
+def test_window_scores_ignore_the_calibrated_scoring(site, tmp_path):
+    """--window-scores: score and threshold are the strongest window's probability, as without scoring."""
+    b = site["imagery"]
+    r = _run(site, b, tmp_path / "w.gpkg", window_scores=True, threshold=0.02)
+    assert r.settings.scoring is None and r.settings.threshold == 0.02
+    assert r.crossings.probability is None and (r.crossings.score >= 0.02).all()
+    gdf = gpd.read_file(tmp_path / "w.gpkg", layer="crossings")
+    assert len(gdf) == len(r.crossings) > 0 and np.allclose(gdf["score"], gdf["window_score"])
+    default = _run(site, site["imagery"], window_scores=True)
+    assert default.settings.threshold == b.threshold      # the bundle's window threshold, not report_at

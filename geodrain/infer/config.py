@@ -15,7 +15,7 @@ from ..model.bundle import Bundle, device_class
 from ..window import WindowGrid
 from .base import MIN_EXACT_CONTEXT, Engine
 from .dense_ort import onnx_precision
-from .runtime import RunConfig, default_config, device_type
+from .runtime import RunConfig, default_config, device_type, onnxruntime
 
 if TYPE_CHECKING:     # torch is imported by the engines that run it: the ONNX Runtime dense engine does not
     import torch
@@ -74,10 +74,12 @@ def run_config(bundle: Bundle, device: "str | torch.device", *, engine: str = "c
         graph = onnx_precision(bundle, bundle.stride_px if stride is None else stride, backend, precision,
                                device_class(device))
         if graph is not None:
+            onnxruntime()            # not installed: said now, in one line naming the extra, before any work
             return RunConfig("onnx", str(device), graph, False, False, batch)
     if precision == "int8":
         raise DeviceError("int8 runs only in the dense engine on the CPU (its prepared ONNX graph)")
     if backend == "onnx":
+        onnxruntime()
         return RunConfig("onnx", str(device), "fp32", False, False, batch)
     if "engine" in tuned and tuned["engine"].get("backend", "torch") == "torch":
         base = RunConfig.from_dict({**tuned["engine"], "device": str(device), "batch_size": batch})

@@ -17,12 +17,13 @@ Nothing here imports torch: on a CPU the engine needs only numpy and onnxruntime
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import BundleError, DeviceError
+from ..errors import BundleError, DeviceError, GeodrainWarning
 from ..model.arch import FEATURE_STRIDE
 from ..window import Block, WindowGrid
 from .base import PendingScores, WindowScores
@@ -101,6 +102,11 @@ def onnx_precision(bundle, stride_px: int, backend: str | None, precision: str |
     if backend is None and precision != "int8":
         if not tuned_onnx:
             return None
+        if not _onnxruntime_installed():
+            warnings.warn("ONNX Runtime is not installed: the dense engine runs with torch (same crossings, "
+                          "several times slower on a CPU; pip install 'geodrain[cpu]' for the bundle's tuned "
+                          "graph)", GeodrainWarning, stacklevel=4)
+            return None
         for want in dict.fromkeys([precision or tuned.get("precision", "fp32"), "fp32"]):
             if prepared_graph(bundle, stride_px, want) is not None:
                 return want
@@ -113,6 +119,14 @@ def onnx_precision(bundle, stride_px: int, backend: str | None, precision: str |
     if precision is None and tuned_onnx and prepared_graph(bundle, stride_px, tuned.get("precision", "fp32")):
         return tuned.get("precision", "fp32")
     return "fp32"
+
+
+def _onnxruntime_installed() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def session_options(threads: int | None = None):
