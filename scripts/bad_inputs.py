@@ -376,7 +376,7 @@ def detect_cases() -> list[Case]:
           "pip install", kind="no-onnxruntime"),
         D("without onnxruntime, the bundle's tuned ONNX graph", lambda f, d: [g(f), *m(f)],
           "ONNX Runtime is not installed: the dense engine runs with torch", exit=0, left=True,
-          kind="no-onnxruntime"),
+          kind="no-onnxruntime", slow=True),       # the deployed bundle's graph: tests/test_dense_ort.py
         # options
         D("--bands too few for the model", lambda f, d: [g(f), *m(f), "--bands", "1,2,3"], "the model expects 4"),
         D("--bands 0,1,2,3", lambda f, d: [g(f), *m(f), "--bands", "0,1,2,3"], "--bands", exit=2),

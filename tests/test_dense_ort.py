@@ -245,3 +245,21 @@ def test_the_onnx_path_does_not_import_torch(bundle_copy, scene):
             "print(r.config['run']['backend'], 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["onnx", "False"]
+
+
+def test_without_onnxruntime_the_tuned_graph_falls_back_to_torch(monkeypatch):
+    """The deployed bundle's tuned CPU engine is its ONNX graph; where onnxruntime is not installed (a wheel
+    without the [cpu] extra) the dense engine runs with torch and says so, and an explicit ONNX run is refused
+    in one line naming the extra, when the settings are resolved (before any work)."""
+    import sys
+
+    from geodrain.errors import DependencyError, GeodrainWarning
+
+    b = load_bundle(None)
+    assert onnx_precision(b, b.stride_px, None, None, "cpu") is not None      # the deployed default is ONNX
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.warns(GeodrainWarning, match="ONNX Runtime is not installed: the dense engine runs with torch"):
+        s = DetectOptions(device="cpu").resolve(b, "cpu")
+    assert (s.engine, s.run.backend) == ("dense", "torch")
+    with pytest.raises(DependencyError, match=r"geodrain\[cpu\]"):
+        DetectOptions(device="cpu", backend="onnx").resolve(b, "cpu")
