@@ -166,7 +166,7 @@ def main() -> None:
         trial = load_bundle(copy)
         trial.manifest.get("inference", {}).get("cpu", {}).pop("dense", None)
         trial.add_files({f.name: f for f in files.values()}, inference={"cpu": {"dense": {
-            "backend": "onnx", "precision": "fp32", "graphs": graphs,
+            "backend": "onnx", "precision": "fp32", "graphs": graphs, "arch": bundle.arch.notation,
             "int8": {"rescore": True, "rescore_margin_logit": margin}}}})
         for s in checks:
             outs = {}
@@ -209,7 +209,7 @@ def main() -> None:
           f"10 m on {args.check_seeds} ({args.check_size}²)")
     print(table(summary, ["variant", "detect_s_all_scenes", "speedup_vs_torch", "meets_bound"]))
     print(f"selected for the CPU: {best} (the fastest that meets the bound)")
-    entry = {"backend": backend, "precision": precision, "graphs": graphs,
+    entry = {"backend": backend, "precision": precision, "graphs": graphs, "arch": bundle.arch.notation,
              "int8": {"rescore": rescore, "rescore_margin_logit": margin, "recipe": recipe,
                       "window_agreement": win, "meets_bound_alone": meets["onnx int8 alone"],
                       "meets_bound_with_rescoring": meets["onnx int8 + fp32 rescoring"],

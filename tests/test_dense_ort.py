@@ -263,3 +263,40 @@ def test_without_onnxruntime_the_tuned_graph_falls_back_to_torch(monkeypatch):
     assert (s.engine, s.run.backend) == ("dense", "torch")
     with pytest.raises(DependencyError, match=r"geodrain\[cpu\]"):
         DetectOptions(device="cpu", backend="onnx").resolve(b, "cpu")
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_graph_that_does_not_fit_the_manifest_architecture_is_refused(tmp_path, recorded):
+    """On the ONNX Runtime path the torch weights are not loaded: a manifest whose architecture was edited
+    after the graphs were prepared is caught against the recorded architecture, or by the graph's shapes."""
+    import json
+
+    from geodrain.infer.dense_ort import check_graph_fits
+
+    src = load_bundle(None)
+    dst = tmp_path / "b"
+    shutil.copytree(src.path, dst)
+    m = json.loads((dst / "manifest.json").read_text())
+    if not recorded:
+        m["inference"]["cpu"]["dense"].pop("arch", None)
+    (dst / "manifest.json").write_text(json.dumps(m))
+    check_graph_fits(load_bundle(dst), dst / "dense_s8_int8.onnx")          # as prepared: fits
+    m["arch"]["fc"] = 128
+    (dst / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="do not fit architecture"):
+        check_graph_fits(load_bundle(dst), dst / "dense_s8_int8.onnx")
+    with pytest.raises(BundleError, match="do not fit architecture"):
+        detect(_tiny_raster(tmp_path), None, model=dst, progress=False,
+               options=DetectOptions(device="cpu"))
+
+
+def _tiny_raster(tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path = tmp_path / "tiny.tif"
+    data = (np.random.default_rng(0).random((4, 256, 256)) * 255).astype("uint8")
+    with rasterio.open(path, "w", driver="GTiff", width=256, height=256, count=4, dtype="uint8",
+                       crs="EPSG:32614", transform=from_origin(500000, 4500000, 1, 1)) as dst:
+        dst.write(data)
+    return path

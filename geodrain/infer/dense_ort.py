@@ -121,6 +121,34 @@ def onnx_precision(bundle, stride_px: int, backend: str | None, precision: str |
     return "fp32"
 
 
+def check_graph_fits(bundle, path: str | Path) -> None:
+    """Refuse a prepared graph whose weights do not have the shapes of the manifest's architecture (a manifest
+    edited after the graph was prepared): the convolutions of the trunk and the output layer must be there.
+    On this path the torch weights are not loaded, so this is where a mismatch is caught: against the
+    architecture the graphs were prepared from where the bundle records it (``dense.arch``, no parsing), else
+    by reading the graph's weight shapes."""
+    arch = bundle.arch
+    recorded = dense_settings(bundle, "cpu").get("arch")
+    if recorded is not None:
+        if recorded != arch.notation:
+            raise BundleError(f"the weights of the dense graph {Path(path).name} in bundle {bundle.name} "
+                              f"(prepared from {recorded}) do not fit architecture {arch.notation} of its manifest")
+        return
+    import onnx
+
+    c1, c2, c3 = arch.channels
+    want = {(c1, arch.bands, arch.k1, arch.k1), (c2, c1, 3, 3), (c3, c2, 3, 3), (5, arch.fc, 1, 1)}
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf raises its own types
+        raise BundleError(f"cannot read the dense graph {Path(path).name} of bundle {bundle.name}: {e}") from None
+    have = {tuple(int(d) for d in t.dims) for t in model.graph.initializer if len(t.dims) == 4}
+    if not want <= have:
+        raise BundleError(f"the weights of the dense graph {Path(path).name} in bundle {bundle.name} do not fit "
+                          f"architecture {arch.notation} of its manifest (missing layers of shapes "
+                          f"{sorted(want - have)})")
+
+
 def _onnxruntime_installed() -> bool:
     try:
         import onnxruntime  # noqa: F401
@@ -189,6 +217,7 @@ class OrtDenseEngine:
                                   f"{grid.stride} px (prepare one with scripts/prepare_dense.py)")
             found = (self._export(bundle, grid.stride), grid.stride)
         path, stride = found
+        check_graph_fits(bundle, path)
         self.every = grid.stride // stride     # a finer graph's windows: keep every k-th row and column
         self.graph = path
         self.session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
@@ -205,6 +234,7 @@ class OrtDenseEngine:
             if exact is None:
                 raise DeviceError(f"bundle {bundle.name} has an int8 dense graph for stride {grid.stride} px but "
                                   "no fp32 graph to score the windows near the threshold with")
+            check_graph_fits(bundle, exact[0])
             self._exact = ort.InferenceSession(str(exact[0]), session_options(), providers=["CPUExecutionProvider"])
             self._exact_every = grid.stride // exact[1]
             self.rescore_logit = logit(threshold) - margin
