@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchlib import machine, table  # noqa: E402
-from common import loso, pooled, scene_crossings, seeds  # noqa: E402
+from common import label, loso, pooled, scene_crossings, seeds  # noqa: E402
 
 from geodrain.model.bundle import load_bundle  # noqa: E402
 from geodrain.scoring import IMAGERY_FEATURES  # noqa: E402
@@ -33,7 +34,15 @@ GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
 
 def at(data, probs, t: float) -> dict:
-    return pooled(data, [p >= t for p in probs])
+    """Pooled P / R / F1 of the crossings reported at ``t``, matched to the truth after thresholding (as
+    geodrain evaluate matches a detect output), not before."""
+    kept = []
+    for d, p in zip(data, probs):
+        keep = p >= t
+        y, _ = label(d.scene, d.crossings.xy[keep])
+        kept.append(replace(d, y=y, under=list(np.array(d.under, dtype=object)[keep]),
+                            crossings=d.crossings.subset(keep)))
+    return pooled(kept)
 
 
 def main() -> None:
