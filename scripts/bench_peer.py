@@ -173,7 +173,8 @@ def main() -> None:
                      "geodrain_runs": gd["runs"], "ratio": tg["extrapolated_s"] / gd["median_s"]})
         print(json.dumps(rows[-1]), flush=True)
     print(f"# bench_peer on {machine()}; load average {load0[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
-    print(f"scene {d / 'naip.tif'} ({args.size}² px); TorchGeo {info['torchgeo']} with torch {info['torch']} "
+    shown = os.path.relpath(d / "naip.tif")      # the log names no machine's folders
+    print(f"scene {shown} ({args.size}² px); TorchGeo {info['torchgeo']} with torch {info['torch']} "
           f"and torchvision {info['torchvision']} ({info['threads']} threads): RasterDataset + GridGeoSampler of "
           f"132 px + DataLoader batch {args.batch} (stack_samples, no workers) -> the bundle's SPPNet chip by chip, "
           f"timed on {args.windows} windows after one warm-up batch and extrapolated to the sampler's windows "
