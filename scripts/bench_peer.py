@@ -39,7 +39,8 @@ from benchlib import machine, table  # noqa: E402
 
 TORCH = "torch==2.13.0"              # the CPU build, as requirements/cpu.txt pins it
 TORCHGEO = "torchgeo==0.8.1"         # the newest TorchGeo for Python 3.11
-EXTRA = ["requests"]                 # imported by torchgeo.datasets 0.8.1 but not declared by it
+EXTRA = ["requests", "scipy"]   # requests: imported by torchgeo.datasets 0.8.1 but not declared by it;
+#                                   scipy: the bundle loader reads calibrated scoring (geodrain.merge)
 
 CHILD = r'''
 import json, sys, time
@@ -106,7 +107,7 @@ print(json.dumps({"torchgeo": torchgeo.__version__, "torch": torch.__version__, 
 def ensure_venv(venv: Path) -> Path:
     """The TorchGeo environment: made (or completed) with pip on first use."""
     py = venv / "bin" / "python"
-    check = "import importlib.util as u, sys; sys.exit(0 if u.find_spec('torchgeo') and u.find_spec('requests') else 1)"
+    check = "import importlib.util as u, sys; sys.exit(0 if u.find_spec('torchgeo') and u.find_spec('requests') and u.find_spec('scipy') else 1)"
     if py.exists() and subprocess.run([str(py), "-c", check]).returncode == 0:
         return py
     print(f"making the TorchGeo environment {venv} ({TORCH}, {TORCHGEO})", flush=True)
