@@ -110,7 +110,7 @@ def ensure_venv(venv: Path) -> Path:
     check = "import importlib.util as u, sys; sys.exit(0 if u.find_spec('torchgeo') and u.find_spec('requests') and u.find_spec('scipy') else 1)"
     if py.exists() and subprocess.run([str(py), "-c", check]).returncode == 0:
         return py
-    print(f"making the TorchGeo environment {venv} ({TORCH}, {TORCHGEO})", flush=True)
+    print(f"making the TorchGeo environment {venv.name} ({TORCH}, {TORCHGEO})", flush=True)
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(py), "-m", "pip", "install", "-q", TORCH, TORCHGEO, *EXTRA], check=True)
@@ -174,7 +174,7 @@ def main() -> None:
                      "geodrain_runs": gd["runs"], "ratio": tg["extrapolated_s"] / gd["median_s"]})
         print(json.dumps(rows[-1]), flush=True)
     print(f"# bench_peer on {machine()}; load average {load0[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
-    shown = os.path.relpath(d / "naip.tif")      # the log names no machine's folders
+    shown = args.work / f"scene_{args.seed}_{args.size}" / "naip.tif"    # as given: the log names no machine's folders
     print(f"scene {shown} ({args.size}² px); TorchGeo {info['torchgeo']} with torch {info['torch']} "
           f"and torchvision {info['torchvision']} ({info['threads']} threads): RasterDataset + GridGeoSampler of "
           f"132 px + DataLoader batch {args.batch} (stack_samples, no workers) -> the bundle's SPPNet chip by chip, "
