@@ -40,8 +40,9 @@ from .write import RunInfo, check_points_output, utc_now, write_crossings
 
 __all__ = ["detect", "DetectOptions", "DetectSettings", "DetectResult", "EngineFactory"]
 
-EngineFactory = Callable[[str, Bundle, RunConfig, WindowGrid, int], Engine]
-"""Builds the engine of a run: (engine kind, bundle, run configuration, window grid, block size) -> engine.
+EngineFactory = Callable[[str, Bundle, RunConfig, WindowGrid, int, "float | None"], Engine]
+"""Builds the engine of a run: (engine kind, bundle, run configuration, window grid, block size, decode floor)
+-> engine (the floor lets the int8 dense graph rescore the windows near it in fp32).
 The default is :func:`geodrain.infer.config.make_engine`; experiments pass their own (in-process runs only)."""
 
 

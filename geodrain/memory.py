@@ -172,3 +172,19 @@ def fit(model, *, engine: str, batch_size: int, block_px: int, stride: int, rast
                      f"using blocks of {allowed} px")
         block_px = allowed
     return Fit(batch_size, block_px, notes)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB). On Linux the high-water mark of its own address space
+    (VmHWM): ``getrusage``'s ru_maxrss survives exec, so a child started by a process that had already grown
+    to 1.5 GB reports at least 1.5 GB whatever it uses itself."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

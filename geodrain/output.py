@@ -156,13 +156,13 @@ def atomic_file(path: str | Path, *, exclusive: bool = False) -> Iterator[Path]:
         yield tmp
         if not tmp.exists():
             raise OutputError(f"nothing was written to {path}")
-        _fsync(tmp)
+        fsync_path(tmp)
         if exclusive:
             publish_exclusive(tmp, path)
         else:
             _keep_mode(path, tmp)
             os.replace(tmp, path)
-        _fsync(path.parent)
+        fsync_path(path.parent)
     except OSError as e:
         _remove(tmp)
         _remove_journals(tmp)
@@ -196,7 +196,7 @@ def publish_exclusive(tmp: Path, path: Path) -> None:
     tmp.unlink()
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     """Flush a file's (or a folder's entries') data to disk; not every file system allows it on folders."""
     try:
         fd = os.open(path, os.O_RDONLY)

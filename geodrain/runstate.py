@@ -35,7 +35,7 @@ import numpy as np
 from . import __version__
 from .errors import GeodrainError, OutputError
 from .merge import Candidates
-from .output import space_problem
+from .output import fsync_path, space_problem
 from .tasks import TaskOutput
 
 FORMAT = "geodrain-run/1"
@@ -81,19 +81,6 @@ def input_record(path: str, info: dict[str, Any] | None = None) -> dict[str, Any
     return rec
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_durable(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically and durably: temporary name, fsync, rename, fsync the folder."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -103,6 +90,7 @@ def write_durable(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_path(path.parent)
     except OSError as e:
         why = space_problem(tmp, e) or e.strerror or str(e)
         tmp.unlink(missing_ok=True)
@@ -110,7 +98,6 @@ def write_durable(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
 
 
 def describe_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:

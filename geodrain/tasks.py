@@ -29,6 +29,7 @@ import numpy as np
 
 from .catalog import Ownership
 from .errors import BundleError
+from .memory import peak_rss_mb
 from .merge import Candidates, decode, merge_candidates
 from .read import Grid, InputFile, RasterSource, build_vrt
 from .window import Block, BlockPlan, WindowGrid
@@ -141,12 +142,9 @@ class Runtime:
 
         key = (window.size, window.stride, window.context)
         if key not in self.engines:
-            if self._make_engine is None or self._make_engine is make_engine:
-                self.engines[key] = make_engine(self.engine_kind, self.bundle, self.config, window, self.block_px,
-                                                self.threshold)
-            else:         # an experiment's own factory
-                self.engines[key] = self._make_engine(self.engine_kind, self.bundle, self.config, window,
-                                                      self.block_px)
+            factory = self._make_engine or make_engine
+            self.engines[key] = factory(self.engine_kind, self.bundle, self.config, window, self.block_px,
+                                        self.threshold)
         return self.engines[key]
 
     def info(self) -> dict:
@@ -168,18 +166,6 @@ def runtime(run: RunSpec) -> Runtime:
         if rt is None:
             rt = _RUNTIMES[run] = Runtime.load(run)
         return rt
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM, MB), 0 where /proc is not available."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.windows import Window
+
+from geodrain.memory import peak_rss_mb  # noqa: F401 - the benchmarks' peak memory
 
 
 def tile_raster(src_path: str | Path, out: str | Path, factor: int, block: int = 512,
@@ -50,20 +51,6 @@ def run_child(code: str, *args: str) -> dict:
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["wall_s"] = time.perf_counter() - t0
     return out
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (MB). On Linux the high-water mark of its own address space
-    (VmHWM): ``getrusage``'s ru_maxrss survives exec, so a child started by a process that had already grown
-    to 1.5 GB reports at least 1.5 GB whatever it uses itself."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def table(rows: list[dict], cols: list[str]) -> str:

@@ -52,7 +52,7 @@ class FlipTTAEngine(DenseEngine):
         self.module = FlipTTAModule(self.module.model, self.module.step_px).eval()
 
 
-def tta_engine(kind, bundle, config, grid, block_px):
+def tta_engine(kind, bundle, config, grid, block_px, threshold=None):
     """A :data:`geodrain.detect.EngineFactory`: flip TTA on the dense engine."""
     if kind != "dense":
         raise SystemExit("flip TTA runs on the dense engine (a stride that is a multiple of 8)")
