@@ -256,6 +256,8 @@ def _run(plan: RunPlan, bundle: Bundle, settings: DetectSettings, options: Detec
     rt = None if cluster is not None else Runtime(bundle, device, settings.run, settings.engine, settings.block_px,
                                                   settings.read_threads, make_engine, settings.decode_floor)
     dem = _open_dem(settings, plan) if settings.dem is not None else None     # refused before any task runs
+    if dem is not None:
+        settings = _dem_scoring_for(settings, dem)
     try:
         work = WorkDir.open(work_path, _manifest(plan, bundle, settings, options), resume=options.resume,
                             restart=options.restart) if work_path is not None else None
@@ -332,7 +334,40 @@ def _open_dem(settings: DetectSettings, plan: RunPlan) -> DemSource:
         if settings.dem_z_factor is None and abs(f.z_to_m - 1.0) > 1e-9:
             warnings.warn(f"DEM {f.path}: elevations read in the unit of its CRS ({f.z_to_m:g} m); give the "
                           "DEM's elevation unit if it differs", GeodrainWarning, stacklevel=3)
+    _import_behind()
     return dem
+
+
+def _dem_scoring_for(settings: DetectSettings, dem: DemSource) -> DetectSettings:
+    """The settings a run with ``dem`` scores by: the bundle's DEM calibrator, unless a DEM file is coarser
+    than the cells it was shown to help at; then (with a warning) the imagery calibrator, the DEM's evidence
+    still written."""
+    sc = settings.scoring
+    if sc is None or sc.dem is None or sc.dem.max_cell_m is None:
+        return settings
+    coarse = [f for f in dem.files if f.res_m > sc.dem.max_cell_m * (1 + 1e-6)]
+    if not coarse:
+        return settings
+    f = max(coarse, key=lambda f: f.res_m)
+    warnings.warn(f"DEM {f.path} has cells of {f.res_m:.3g} m, coarser than the {sc.dem.max_cell_m:g} m up to which "
+                  "the bundle's DEM calibrator was measured to help: scores use the imagery evidence only (the "
+                  "DEM's evidence is still written)", GeodrainWarning, stacklevel=4)
+    return replace(settings, scoring=replace(sc, dem=None))
+
+
+def _import_behind() -> None:
+    """Import the flow routing the DEM evidence needs (pyflwdir and numba: most of a second) on a thread while
+    the imagery is scored, which releases the interpreter; the evidence's own import then finds it loaded."""
+    import threading
+
+    def load():
+        try:
+            import geodrain.dem_features  # noqa: F401
+            import pyflwdir  # noqa: F401
+        except Exception:        # the evidence's own import reports it
+            pass
+
+    threading.Thread(target=load, name="geodrain-import", daemon=True).start()
 
 
 def _file_bounds(f) -> tuple[float, float, float, float]:

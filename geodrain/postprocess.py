@@ -110,8 +110,10 @@ def report(cands: Candidates, threshold: float, radius: float, *,
     calibrator = scoring.imagery
     if dem is not None:
         if scoring.dem is not None:
-            crossings = dem_evidence(crossings, dem, **scoring.dem.reading())
             calibrator = scoring.dem.calibrator
+            if threshold > 0:
+                crossings = crossings.subset(calibrator.max_probability(crossings) >= threshold)
+            crossings = dem_evidence(crossings, dem, **scoring.dem.reading())
         else:
             crossings = dem_evidence(crossings, dem)
     crossings.probability = calibrator.predict_crossings(crossings).astype(np.float64)

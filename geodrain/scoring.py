@@ -21,13 +21,15 @@ from .merge import IMAGERY_EVIDENCE, Crossings, logit  # noqa: F401  (logit re-e
 IMAGERY_FEATURES = IMAGERY_EVIDENCE
 DEM_EVIDENCE = ("emb_flow", "flow_near", "channel_pair", "embank", "dam_depth", "snapped")
 KNOWN_FEATURES = IMAGERY_EVIDENCE + DEM_EVIDENCE
+CLIP_Q = 0.01     # a fitted calibrator holds each feature to the 1st..99th percentile of its examples
 
 
 # -- the calibrator ---------------------------------------------------------------------------------------
 
 @dataclass
 class Calibrator:
-    """P(real crossing | evidence) = sigmoid(b + w . (x - mean) / scale)."""
+    """P(real crossing | evidence) = sigmoid(b + w . (x - mean) / scale), with each feature held to the range
+    ``lo``..``hi`` it was fitted on where that range is recorded (a logistic model is not extrapolated)."""
 
     features: tuple[str, ...]
     mean: np.ndarray
@@ -36,27 +38,53 @@ class Calibrator:
     intercept: float
     l2: float = 1e-3
     fitted_on: dict = field(default_factory=dict)
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+
+    def _terms(self, x: np.ndarray) -> np.ndarray:
+        x = np.where(np.isfinite(x), x, self.mean)
+        if self.lo is not None:
+            x = np.clip(x, self.lo, self.hi)
+        return ((x - self.mean) / self.scale) * self.coef
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for evidence rows ``x`` (n, features); a missing value (NaN, e.g. DEM evidence where
         the DEM has no data) counts as the calibration mean of that feature (no evidence either way)."""
         x = np.asarray(x, np.float64).reshape(-1, len(self.features))
-        x = np.where(np.isfinite(x), x, self.mean)
-        z = self.intercept + ((x - self.mean) / self.scale) @ self.coef
+        z = self.intercept + self._terms(x).sum(1)
         return 1.0 / (1.0 + np.exp(-z))
 
     def predict_crossings(self, c: Crossings) -> np.ndarray:
         """Probabilities of merged crossings from their evidence columns."""
         return self.predict(c.matrix(self.features))
 
+    def max_probability(self, c: Crossings) -> np.ndarray:
+        """The highest probability this calibrator can give each crossing whatever the evidence it does not
+        carry yet (the DEM's, before it is read), within the range the calibrator was fitted on: a crossing
+        below a threshold here stays below it once that evidence is in. 1 where no range is recorded."""
+        if self.lo is None:
+            return np.ones(len(c))
+        known = [j for j, f in enumerate(self.features) if f in c.evidence]
+        x = np.full((len(c), len(self.features)), np.nan)
+        if known:
+            x[:, known] = c.matrix([self.features[j] for j in known])
+        t = self._terms(x)
+        unknown = [j for j in range(len(self.features)) if j not in known]
+        ends = np.maximum((self.lo - self.mean) / self.scale * self.coef, (self.hi - self.mean) / self.scale * self.coef)
+        t[:, unknown] = ends[unknown]
+        return 1.0 / (1.0 + np.exp(-(self.intercept + t.sum(1))))
+
     @property
     def uses_dem(self) -> bool:
         return any(f in DEM_EVIDENCE for f in self.features)
 
     def to_json(self) -> dict:
-        return {"kind": "logistic", "features": list(self.features), "mean": self.mean.tolist(),
-                "scale": self.scale.tolist(), "coef": self.coef.tolist(), "intercept": float(self.intercept),
-                "l2": self.l2, "fitted_on": self.fitted_on}
+        out = {"kind": "logistic", "features": list(self.features), "mean": self.mean.tolist(),
+               "scale": self.scale.tolist(), "coef": self.coef.tolist(), "intercept": float(self.intercept),
+               "l2": self.l2, "fitted_on": self.fitted_on}
+        if self.lo is not None:
+            out["lo"], out["hi"] = self.lo.tolist(), self.hi.tolist()
+        return out
 
     @classmethod
     def from_json(cls, d: dict) -> "Calibrator":
@@ -67,15 +95,20 @@ class Calibrator:
             feats = tuple(str(f) for f in d["features"])
             arrs = [np.asarray(d[k], np.float64) for k in ("mean", "scale", "coef")]
             intercept = float(d["intercept"])
+            ends = [np.asarray(d[k], np.float64) for k in ("lo", "hi")] if "lo" in d or "hi" in d else None
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"calibrator lacks or mangles {e}") from None
         unknown = [f for f in feats if f not in KNOWN_FEATURES]
         if unknown:
             raise ValueError(f"calibrator reads unknown evidence {', '.join(unknown)}")
-        if any(a.shape != (len(feats),) for a in arrs) or not all(np.isfinite(a).all() for a in arrs) \
+        if any(a.shape != (len(feats),) for a in arrs + (ends or [])) \
+                or not all(np.isfinite(a).all() for a in arrs + (ends or [])) \
                 or not np.isfinite(intercept) or (arrs[1] <= 0).any():
             raise ValueError("calibrator arrays do not match its feature list or are not finite")
-        return cls(feats, *arrs, intercept, float(d.get("l2", 1e-3)), dict(d.get("fitted_on", {})))
+        if ends is not None and (ends[0] > ends[1]).any():
+            raise ValueError("calibrator range has lo above hi")
+        return cls(feats, *arrs, intercept, float(d.get("l2", 1e-3)), dict(d.get("fitted_on", {})),
+                   *(ends or (None, None)))
 
 
 @dataclass(frozen=True)
@@ -83,7 +116,8 @@ class DemScoring:
     """How a bundle's scores read a DEM: the hydrologic evidence's window (``half_m``, cells of ``res_m``), the
     snapping to the channel's passage (``snap_m``; None: none), whether a snapped crossing moves there
     (``move``), the de-duplication of crossings sharing a passage (``dedupe_m``) and the calibrator of the
-    imagery and DEM evidence."""
+    imagery and DEM evidence. ``max_cell_m``: the coarsest DEM cell (m) the calibrator was shown to help at
+    (None: not recorded); a run with a coarser DEM scores from the imagery evidence (``detect`` warns)."""
 
     calibrator: Calibrator
     snap_m: float | None = None
@@ -91,6 +125,7 @@ class DemScoring:
     dedupe_m: float | None = None
     half_m: float = 160.0
     res_m: float = 2.0
+    max_cell_m: float | None = None
 
     def reading(self) -> dict:
         """Keyword arguments of :func:`geodrain.postprocess.dem_evidence`."""
@@ -121,7 +156,7 @@ class Scoring:
         if self.dem is not None:
             d = self.dem
             out["dem"] = {"calibrator": d.calibrator.to_json(), "snap_m": d.snap_m, "move": d.move,
-                          "dedupe_m": d.dedupe_m, "half_m": d.half_m, "res_m": d.res_m}
+                          "dedupe_m": d.dedupe_m, "half_m": d.half_m, "res_m": d.res_m, "max_cell_m": d.max_cell_m}
         return out
 
     @classmethod
@@ -151,7 +186,8 @@ class Scoring:
             dem = DemScoring(Calibrator.from_json(e.get("calibrator")), num("snap_m", 0, src=e, optional=True),
                              bool(e.get("move", False)), num("dedupe_m", 0, src=e, optional=True),
                              num("half_m", 20, 2000, src=e) if "half_m" in e else 160.0,
-                             num("res_m", 0.1, 50, src=e) if "res_m" in e else 2.0)
+                             num("res_m", 0.1, 50, src=e) if "res_m" in e else 2.0,
+                             num("max_cell_m", 0.01, src=e, optional=True))
         stride = d.get("stride_px")
         if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= 100:
             raise ValueError(f"'stride_px' must be an integer from 1 to 100, got {stride!r}")
@@ -160,54 +196,84 @@ class Scoring:
                    num("place_radius_m", 0, optional=True), dem)
 
 
+def _wquantile(x: np.ndarray, w: np.ndarray, q: float) -> np.ndarray:
+    """Per column, the smallest value whose weighted share of the rows at or below it reaches ``q`` (the
+    inverted CDF; with integer weights, the quantile of the rows repeated that often)."""
+    out = np.empty(x.shape[1])
+    for j in range(x.shape[1]):
+        order = np.argsort(x[:, j], kind="stable")
+        cum = np.cumsum(w[order])
+        out[j] = x[order[min(int(np.searchsorted(cum, q * cum[-1] - 1e-12 * cum[-1])), len(order) - 1)], j]
+    return out
+
+
 def fit_calibrator(x: np.ndarray, y: np.ndarray, features, l2: float = 1e-3, iters: int = 100,
-                   fitted_on: dict | None = None) -> Calibrator:
+                   fitted_on: dict | None = None, weight: np.ndarray | None = None,
+                   clip_q: float = CLIP_Q) -> Calibrator:
     """Logistic regression by Newton's method (L2 penalty ``l2`` on the standardized weights). Missing values
-    (NaN) take their feature's mean."""
+    (NaN) take their feature's mean; each feature is held to the ``clip_q``..1-``clip_q`` quantiles of the
+    examples (``lo``, ``hi``; by default the 1st..99th percentile: a few outliers, a 9 m embankment, do not set
+    a slope, and the calibrator does not extrapolate). ``weight``: a weight per row (default 1), e.g. to let a few examples
+    stand for how often such crossings occur; the means, scales and penalty count weighted rows."""
     x = np.asarray(x, np.float64).reshape(len(y), -1)
     y = np.asarray(y, np.float64)
+    sw = np.ones(len(y)) if weight is None else np.asarray(weight, np.float64).reshape(len(y))
     if len(y) == 0 or y.min() == y.max():
         raise ValueError("calibration needs both real and false crossings")
-    mean = np.array([np.nanmean(c) if np.isfinite(c).any() else 0.0 for c in x.T])
+    if not np.isfinite(sw).all() or (sw < 0).any() or not (sw[y == 1].sum() > 0 and sw[y == 0].sum() > 0):
+        raise ValueError("calibration weights must be finite, not negative, and weigh both classes")
+
+    def wmean(c):
+        ok = np.isfinite(c) & (sw > 0)
+        return float(np.average(c[ok], weights=sw[ok])) if ok.any() else 0.0
+
+    mean = np.array([wmean(c) for c in x.T])
     x = np.where(np.isfinite(x), x, mean)
-    scale = x.std(0)
+    lo, hi = _wquantile(x, sw, clip_q), _wquantile(x, sw, 1.0 - clip_q)
+    x = np.clip(x, lo, hi)
+    scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=sw))
     scale[scale < 1e-9] = 1.0
     z = (x - mean) / scale
     a = np.column_stack([np.ones(len(y)), z])
     w = np.zeros(a.shape[1])
-    w[0] = np.log(y.mean() / (1 - y.mean()))
-    reg = np.full(a.shape[1], l2 * len(y))
+    base = float(np.average(y, weights=sw))
+    w[0] = np.log(base / (1 - base))
+    reg = np.full(a.shape[1], l2 * sw.sum())
     reg[0] = 0.0
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-(a @ w)))
-        g = a.T @ (p - y) + reg * w
-        h = (a * (p * (1 - p))[:, None]).T @ a + np.diag(reg) + 1e-9 * np.eye(len(w))
+        g = a.T @ (sw * (p - y)) + reg * w
+        h = (a * (sw * p * (1 - p))[:, None]).T @ a + np.diag(reg) + 1e-9 * np.eye(len(w))
         step = np.linalg.solve(h, g)
         w -= step
         if np.max(np.abs(step)) < 1e-8:
             break
-    return Calibrator(tuple(features), mean, scale, w[1:], float(w[0]), l2, dict(fitted_on or {}))
+    return Calibrator(tuple(features), mean, scale, w[1:], float(w[0]), l2, dict(fitted_on or {}), lo, hi)
 
 
 # -- calibration measures ---------------------------------------------------------------------------------
 
-def reliability(prob: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict]:
-    """Per probability bin: count, mean predicted probability, fraction real."""
+def reliability(prob: np.ndarray, y: np.ndarray, bins: int = 10, weight: np.ndarray | None = None) -> list[dict]:
+    """Per probability bin: count (summed ``weight`` where given), mean predicted probability, fraction real."""
     prob, y = np.asarray(prob, np.float64), np.asarray(y, np.float64)
+    w = np.ones(len(prob)) if weight is None else np.asarray(weight, np.float64)
     edges = np.linspace(0.0, 1.0, bins + 1)
     k = np.clip(np.digitize(prob, edges[1:-1]), 0, bins - 1)
     out = []
     for b in range(bins):
-        m = k == b
-        out.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": int(m.sum()),
-                    "mean_prob": float(prob[m].mean()) if m.any() else float("nan"),
-                    "frac_real": float(y[m].mean()) if m.any() else float("nan")})
+        m = (k == b) & (w > 0)
+        n = float(w[m].sum())
+        out.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": int(n) if weight is None else n,
+                    "mean_prob": float(np.average(prob[m], weights=w[m])) if m.any() else float("nan"),
+                    "frac_real": float(np.average(y[m], weights=w[m])) if m.any() else float("nan")})
     return out
 
 
-def expected_calibration_error(prob: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
-    """ECE: the count-weighted mean |fraction real - mean probability| over equal-width bins."""
-    rows = reliability(prob, y, bins)
+def expected_calibration_error(prob: np.ndarray, y: np.ndarray, bins: int = 10,
+                               weight: np.ndarray | None = None) -> float:
+    """ECE: the count-weighted mean |fraction real - mean probability| over equal-width bins (rows weighted
+    by ``weight`` where given)."""
+    rows = reliability(prob, y, bins, weight)
     n = sum(r["n"] for r in rows)
     if n == 0:
         return float("nan")

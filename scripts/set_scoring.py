@@ -40,6 +40,8 @@ def main() -> None:
     ap.add_argument("--snap", type=float, default=None, help="DEM snapping distance (m)")
     ap.add_argument("--move", action="store_true", help="move snapped crossings to the channel's passage")
     ap.add_argument("--dedupe", type=float, default=None, help="de-duplicate crossings sharing a passage (m)")
+    ap.add_argument("--max-dem-cell", type=float, default=None,
+                    help="the coarsest DEM cell (m) the DEM calibrator applies to (coarser: imagery scores)")
     ap.add_argument("--merge-radius", type=float, required=True)
     ap.add_argument("--place-radius", type=float, default=None)
     ap.add_argument("--floor", type=float, default=0.5)
@@ -53,7 +55,7 @@ def main() -> None:
     dem = None
     if args.dem_calibrator is not None:
         dem = DemScoring(_calibrator(args.dem_calibrator, args.floor, args.merge_radius, stride), args.snap,
-                         args.move, args.dedupe)
+                         args.move, args.dedupe, max_cell_m=args.max_dem_cell)
     elif args.require_dem:
         sys.exit("--require-dem needs --dem-calibrator")
     scoring = Scoring(stride, args.floor, args.merge_radius,

@@ -18,7 +18,7 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 from conftest import ORIGIN, noise_image, write_raster
 from geodrain.cli import cli
 from geodrain.detect import DetectOptions, detect
-from geodrain.errors import BundleError, RasterError
+from geodrain.errors import BundleError, GeodrainWarning, RasterError
 from geodrain.model.bundle import load_bundle
 from geodrain.scoring import IMAGERY_FEATURES, Calibrator, DemScoring, Scoring
 
@@ -72,7 +72,7 @@ def site(tmp_path_factory, random_bundle):
                           nodata=-9999.0)
     check = DemScoring(_calibrator(IMAGERY_FEATURES + DEM_FEATURES, [0.4, 0.3, 0.5, 0.6, 0.2, 0.8, 0.1, 0.1]))
     return {"raster": raster, "dem": dem, "dem_sp": dem_sp,
-            "imagery": _scored_bundle(random_bundle, d / "imagery"),
+            "random": random_bundle, "imagery": _scored_bundle(random_bundle, d / "imagery"),
             "dem_scored": _scored_bundle(random_bundle, d / "dem_scored", dem=check),
             "dem_aware": _scored_bundle(random_bundle, d / "dem_aware", dem=check, require_dem=True)}
 
@@ -126,12 +126,57 @@ def test_dem_in_another_crs_resolution_and_unit_gives_the_same_crossings(site, t
     assert "imagery and DEM" in meta["score"] and "dem_sp.tif" in meta["dem"]
 
 
-def test_deployed_style_bundle_with_dem_keeps_imagery_scores_and_adds_evidence(site):
+def test_bundle_without_a_dem_calibrator_keeps_imagery_scores_and_adds_evidence(site):
     plain = _run(site, site["imagery"], threshold=0.0)
     with_dem = _run(site, site["imagery"], threshold=0.0, dem=(site["dem"],))
     assert np.array_equal(plain.crossings.xy, with_dem.crossings.xy)
     assert np.allclose(plain.crossings.probability, with_dem.crossings.probability)
     assert set(DEM_FEATURES) <= set(with_dem.crossings.evidence)
+
+
+def test_crossings_that_cannot_reach_the_threshold_are_not_read_from_the_dem(site, tmp_path):
+    """With a DEM calibrator that records its fitted range, detect reads the DEM only for the crossings that can
+    still reach the threshold: the same crossings and probabilities as scoring every crossing, fewer read."""
+    from geodrain.postprocess import report
+    from geodrain.read import open_dem
+
+    feats = IMAGERY_FEATURES + DEM_FEATURES
+    cal = _calibrator(feats, [0.4, 0.3, 0.5, 0.6, 0.2, 0.8, 0.1, 0.1])
+    cal.lo, cal.hi = np.array([0, 0, 0, 0, 0, 0, -1, 0.0]), np.array([8, 8, 3, 5, 5, 2, 2, 3.0])
+    bundle = _scored_bundle(site["random"], tmp_path / "ranged", dem=DemScoring(cal, snap_m=25.0, dedupe_m=15.0))
+    every = _run(site, bundle, threshold=0.0, dem=(site["dem"],))
+    p = every.crossings.probability
+    cut = float(np.quantile(p, 0.6))
+    some = _run(site, bundle, threshold=cut, dem=(site["dem"],))
+    keep = p >= cut
+    assert 0 < len(some.crossings) == int(keep.sum()) < len(p)
+    assert np.allclose(some.crossings.xy, every.crossings.xy[keep])
+    assert np.allclose(some.crossings.probability, p[keep])
+    sc = bundle.scoring_for(bundle.stride_px)
+    read = sc.dem.calibrator.max_probability(every.crossings) >= cut
+    assert read.sum() < len(p)                                    # some crossings were never read from the DEM
+
+
+def test_a_dem_coarser_than_the_calibrator_was_measured_at_scores_from_the_imagery(site, tmp_path):
+    import pyogrio
+    from rasterio.enums import Resampling
+
+    with rasterio.open(site["dem"]) as src:                       # the site's DEM aggregated to 10 m cells
+        z = src.read(1, out_shape=(70, 70), resampling=Resampling.average)
+    coarse = write_raster(tmp_path / "dem10.tif", z[None], crs=UTM, origin=(ORIGIN[0] - 200.0, ORIGIN[1] + 200.0),
+                          res=10.0, nodata=-9999.0)
+    check = _calibrator(IMAGERY_FEATURES + DEM_FEATURES, [0.4, 0.3, 0.5, 0.6, 0.2, 0.8, 0.1, 0.1])
+    bundle = _scored_bundle(site["random"], tmp_path / "limited", dem=DemScoring(check, max_cell_m=5.0),
+                            require_dem=True)
+    plain = _run(site, site["imagery"], threshold=0.0)
+    with pytest.warns(GeodrainWarning, match=r"dem10.tif has cells of 10 m, coarser than the 5 m"):
+        r = _run(site, bundle, tmp_path / "c.gpkg", threshold=0.0, dem=(coarse,))
+    assert np.allclose(r.crossings.probability, plain.crossings.probability)     # the imagery calibrator's
+    assert {"emb_flow", "channel_pair"} <= set(gpd.read_file(tmp_path / "c.gpkg", layer="crossings").columns)
+    meta = pyogrio.read_info(tmp_path / "c.gpkg", layer="crossings")["layer_metadata"]
+    assert "(imagery evidence)" in meta["score"]
+    fine = _run(site, bundle, threshold=0.0, dem=(site["dem"],))                # 1 m: the DEM calibrator
+    assert not np.allclose(fine.crossings.probability, plain.crossings.probability)
 
 
 def test_dem_aware_bundle_refuses_without_a_dem(site, tmp_path):

@@ -18,7 +18,7 @@ def test_fit_recovers_a_logistic_model():
     x = rng.normal(0, 1, (20000, 2)) * [2.0, 0.5] + [1.0, -3.0]
     z = 0.5 + 1.5 * x[:, 0] - 2.0 * x[:, 1]
     y = (rng.random(20000) < 1 / (1 + np.exp(-z))).astype(int)
-    cal = fit_calibrator(x, y, ("a", "b"), l2=0.0)
+    cal = fit_calibrator(x, y, ("a", "b"), l2=0.0, clip_q=0.0)
     # back to raw units: w_raw = coef / scale, b_raw = intercept - sum(coef * mean / scale)
     w = cal.coef / cal.scale
     b = cal.intercept - float(np.sum(cal.coef * cal.mean / cal.scale))
@@ -26,6 +26,77 @@ def test_fit_recovers_a_logistic_model():
     assert b == pytest.approx(0.5, abs=0.35)
     # its probabilities are calibrated on data drawn from the same model
     assert expected_calibration_error(cal.predict(x), y) < 0.03
+
+
+def test_weights_count_as_repeated_rows_and_bad_weights_are_refused():
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, (400, 2))
+    x[rng.random(400) < 0.05, 1] = np.nan                       # missing evidence takes the weighted mean
+    y = (x[:, 0] + rng.normal(0, 1, 400) > 0.3).astype(int)
+    w = rng.integers(0, 4, 400).astype(float)
+    weighted = fit_calibrator(x, y, ("a", "b"), weight=w)
+    rep = np.repeat(np.arange(400), w.astype(int))
+    repeated = fit_calibrator(x[rep], y[rep], ("a", "b"))
+    for k in ("mean", "scale", "coef", "lo", "hi"):
+        assert np.allclose(getattr(weighted, k), getattr(repeated, k), atol=1e-6), k
+    assert weighted.intercept == pytest.approx(repeated.intercept, abs=1e-6)
+    # a few heavily weighted false examples pull the probabilities of their like down
+    heavy = fit_calibrator(np.vstack([x, [[3.0, 0.0]] * 5]), np.r_[y, [0] * 5], ("a", "b"),
+                           weight=np.r_[np.ones(400), [40.0] * 5])
+    plain = fit_calibrator(x, y, ("a", "b"))
+    assert heavy.predict(np.array([[3.0, 0.0]]))[0] < plain.predict(np.array([[3.0, 0.0]]))[0] - 0.2
+    for bad in (-w, np.where(y == 1, 0.0, 1.0), np.full(400, np.nan)):
+        with pytest.raises(ValueError, match="weights"):
+            fit_calibrator(x, y, ("a", "b"), weight=bad)
+
+
+def test_max_probability_bounds_the_probability_whatever_the_missing_evidence():
+    from geodrain.merge import Crossings
+
+    rng = np.random.default_rng(4)
+    feats = IMAGERY_FEATURES + ("emb_flow", "channel_pair", "dam_depth")
+    x = rng.normal(0, 1, (500, 6)) * [3, 2, 1, 1.5, 1, 0.5] + [4, 2, 2, 3, 1.5, 0.5]
+    y = (x[:, 0] + 2 * x[:, 3] + rng.normal(0, 2, 500) > 9).astype(int)
+    cal = fit_calibrator(x, y, feats)
+    assert np.allclose(cal.lo, np.quantile(x, 0.01, axis=0, method="inverted_cdf"))
+    assert np.allclose(cal.hi, np.quantile(x, 0.99, axis=0, method="inverted_cdf"))
+    # outside the fitted range a feature counts as its nearest end (no extrapolation)
+    far = x[:3].copy()
+    far[:, 3] = cal.hi[3] + 100.0
+    edge = far.copy()
+    edge[:, 3] = cal.hi[3]
+    assert np.allclose(cal.predict(far), cal.predict(edge))
+    img = x[:50, :3]
+    c = Crossings(np.zeros((50, 2)), np.full(50, 0.9, np.float32), np.ones(50, np.int32),
+                  np.zeros((50, 2), np.float32), {f: img[:, j] for j, f in enumerate(IMAGERY_FEATURES)})
+    bound = cal.max_probability(c)
+    for _ in range(20):                                          # any DEM evidence, inside the range or far out
+        dem = rng.normal(0, 10, (50, 3)) + [3, 1.5, 0.5]
+        dem[rng.random((50, 3)) < 0.1] = np.nan
+        assert (cal.predict(np.column_stack([img, dem])) <= bound + 1e-12).all()
+    best = np.column_stack([img, np.where(cal.coef[3:] > 0, cal.hi[3:], cal.lo[3:]) * np.ones((50, 1))])
+    assert np.allclose(cal.predict(best), bound)                  # and the bound is reached
+    # a calibrator without a recorded range (an older bundle's) bounds nothing and clips nothing
+    old = Calibrator.from_json({k: v for k, v in cal.to_json().items() if k not in ("lo", "hi")})
+    assert old.lo is None and (old.max_probability(c) == 1.0).all()
+    back = Calibrator.from_json(json.loads(json.dumps(cal.to_json())))
+    assert np.array_equal(back.lo, cal.lo) and np.array_equal(back.predict(far), cal.predict(far))
+    with pytest.raises(ValueError, match="lo above hi"):
+        Calibrator.from_json({**cal.to_json(), "lo": (cal.hi + 1).tolist()})
+
+
+def test_weighted_reliability_counts_rows_that_often():
+    rng = np.random.default_rng(5)
+    p = rng.random(300)
+    y = (rng.random(300) < p ** 1.5).astype(int)
+    w = rng.integers(0, 5, 300)
+    rep = np.repeat(np.arange(300), w)
+    a, b = reliability(p, y, weight=w.astype(float)), reliability(p[rep], y[rep])
+    assert [r["n"] for r in a] == pytest.approx([r["n"] for r in b])
+    assert np.allclose([r["frac_real"] for r in a], [r["frac_real"] for r in b], equal_nan=True)
+    assert expected_calibration_error(p, y, weight=w.astype(float)) == pytest.approx(
+        expected_calibration_error(p[rep], y[rep]))
+    assert expected_calibration_error(p, y, weight=w.astype(float)) != pytest.approx(expected_calibration_error(p, y))
 
 
 def test_json_round_trip_and_refusals():
