@@ -9,7 +9,11 @@ and, for paths with calibrated scores, the expected calibration error and a reli
 A path is NAME=BUNDLE[+dem][@THRESHOLD]: the bundle as `geodrain detect` runs it with its defaults (its
 calibrated scoring when its manifest has one, else its window threshold), with `+dem` as
 `geodrain detect --dem` runs it (the scene's dem.tif read through geodrain.read.DemSource), and with
-`@THRESHOLD` at another threshold (a probability on the bundle's scale). Every path goes through
+`@THRESHOLD` at another threshold (a probability on the bundle's scale). With --fooled each path is also
+judged with the scenes' imagery-fooling points added at the rate measured on an independent generator's
+scenes (scripts/experiments/fooled.py: field boundaries, road intersections, farmsteads and streams beside
+roads given a confident real crossing's imagery evidence; the DEM evidence read at each point): the
+"augmented" precision, F1 and false crossings per km², and how many of those points each path keeps. Every path goes through
 geodrain.postprocess.report, the function detect itself calls, on the scene's window candidates (computed
 once per bundle and scene by detect at the scoring floor and cached under --work). The scenes are generated
 when missing (geodrain synth, 4096² each).
@@ -32,11 +36,35 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent / "experiments"))
 from common import attribute, dump, label, load_scene, machine, parser, prf, scene_candidates, scene_dir, seeds, \
     table  # noqa: E402
+from fooled import RATES, confident_real, fooled_points  # noqa: E402
 
 from geodrain.model.bundle import load_bundle  # noqa: E402
 from geodrain.postprocess import report  # noqa: E402
 from geodrain.read import open_dem  # noqa: E402
+from geodrain.merge import logit  # noqa: E402
 from geodrain.scoring import expected_calibration_error, reliability  # noqa: E402
+
+
+def fooled_kept(sc, scene, seed: int, every, y_every, with_dem: bool, threshold: float):
+    """The weighted count of the scene's imagery-fooling points a path reports (and by kind): scored by the
+    DEM calibrator where the path reads the DEM and has one, else by the imagery calibrator, else by the
+    strongest window against the window threshold; and (with a calibrator) their probabilities and weights."""
+    src = open_dem(scene.path / "dem.tif", scene.crs, (scene.transform.c, scene.transform.f))
+    try:
+        f = fooled_points(scene, src, confident_real(every, y_every), seed=seed)
+    finally:
+        src.close()
+    if not len(f.weight):
+        return 0.0, {}, np.zeros(0), np.zeros(0)
+    prob = np.zeros(0)
+    if sc is None:
+        kept = f.evidence["max_logit"] >= float(logit(np.array([threshold]))[0])
+    else:
+        cal = sc.dem.calibrator if with_dem and sc.dem is not None else sc.imagery
+        prob = cal.predict(f.matrix(cal.features))
+        kept = prob >= threshold
+    return (float(f.weight[kept].sum()), {k: float(f.weight[kept & (f.kind == k)].sum()) for k in RATES}, prob,
+            f.weight if len(prob) else np.zeros(0))
 
 
 def parse_path(text: str) -> tuple[str, str, bool, float | None]:
@@ -79,6 +107,8 @@ def main() -> None:
     ap.add_argument("--path", action="append", required=True, help="NAME=BUNDLE[+dem][@THRESHOLD], repeatable")
     ap.add_argument("--plot", type=Path, default=None, help="reliability diagram (PNG)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--fooled", action="store_true",
+                    help="also judge each path with imagery-fooling points at the measured rate")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     folders = [scene_dir(s, args) for s in seeds(args.test)]
@@ -89,34 +119,48 @@ def main() -> None:
     bundles = {b: load_bundle(b) for _, b, _, _ in paths}
     print(f"# eval_watershed on {machine()}")
     print("# " + " ".join(sys.argv))
-    rows, under_rows, curves, result = [], {}, {}, {}
+    rows, under_rows, curves, result, fooled_rows = [], {}, {}, {}, []
     for name, bpath, with_dem, thr in paths:
         bundle = bundles[bpath]
         sc = bundle.scoring_for(bundle.stride_px)
         floor = sc.floor if sc is not None else min(0.5, bundle.threshold)
         threshold = thr if thr is not None else (sc.report_at if sc is not None else bundle.threshold)
-        radius = bundle.merge_radius_m
+        radius = sc.merge_radius_m if sc is not None else bundle.merge_radius_m     # as detect merges
         tp = fp = 0
         under, per_scene, all_p, all_y = Counter(), [], [], []
         t_dem = 0.0
         n_dem = 0
-        for f, scene in zip(folders, scenes):
+        fp_fooled, by_kind, fooled_p, fooled_w = 0.0, Counter(), [], []
+        for seed, f, scene in zip(seeds(args.test), folders, scenes):
             cands, _ = scene_candidates(bundle, f, args.work, floor)
             dem = open_dem(f / "dem.tif", scene.crs, (scene.transform.c, scene.transform.f)) if with_dem else None
             t0 = time.perf_counter()
             if sc is not None:
                 every = report(cands, 0.0, radius, scoring=sc, dem=dem)
+                t1 = time.perf_counter()
                 y_all, _ = label(scene, every.xy)
                 all_p.append(every.probability)
                 all_y.append(y_all)
-                got = every.subset(every.probability >= threshold)
+                if dem is not None and sc.dem is not None:     # as detect runs: only what can reach it read
+                    got = report(cands, threshold, radius, scoring=sc, dem=dem)
+                else:
+                    got = every.subset(every.probability >= threshold)
             else:
                 got = report(cands, threshold, radius, dem=dem)
+                t1 = time.perf_counter()
             if dem is not None:
-                t_dem += time.perf_counter() - t0
+                t_dem += t1 - t0
                 n_dem += len(every) if sc is not None else len(got)
                 dem.close()
             y, _ = label(scene, got.xy)
+            if args.fooled:
+                ev_all = every if sc is not None else report(cands, floor, radius)
+                kept, kinds, fp_prob, fp_w = fooled_kept(sc, scene, seed, ev_all, label(scene, ev_all.xy)[0],
+                                                         with_dem, threshold)
+                fp_fooled += kept
+                by_kind.update(kinds)
+                fooled_p.append(fp_prob)
+                fooled_w.append(fp_w)
             under.update(attribute(scene, got.xy[y == 0]))
             tp += int(y.sum())
             fp += int(len(y) - y.sum())
@@ -134,6 +178,19 @@ def main() -> None:
             curves[name] = rel
         rows.append(row)
         under_rows[name] = under
+        if args.fooled:
+            aug_p = tp / (tp + fp + fp_fooled) if tp + fp + fp_fooled else 0.0
+            aug_ece = float("nan")
+            if all_p:                   # every merged crossing, and the fooled points at their weight (all false)
+                fpp, fpw = np.concatenate(fooled_p), np.concatenate(fooled_w)
+                pp, yy = np.concatenate(all_p), np.concatenate(all_y)
+                aug_ece = expected_calibration_error(np.r_[pp, fpp], np.r_[yy, np.zeros(len(fpp))],
+                                                     weight=np.r_[np.ones(len(pp)), fpw])
+            fooled_rows.append({"path": name, "aug_precision": aug_p, "recall": r["recall"],
+                                "aug_f1": 2 * aug_p * r["recall"] / (aug_p + r["recall"]) if aug_p + r["recall"] else 0.0,
+                                "aug_false_per_km2": (fp + fp_fooled) / area, "aug_ece": aug_ece,
+                                "fooled_kept": fp_fooled / (sum(RATES.values()) * area),
+                                **{k: by_kind.get(k, 0.0) for k in RATES}})
         result[name] = {"bundle": bundle.model_id, "bundle_path": bpath, "dem": with_dem, "threshold": threshold,
                         "scoring": sc is not None, **row, "per_scene": per_scene, "false_by_kind": dict(under),
                         "reliability": rel}
@@ -148,6 +205,11 @@ def main() -> None:
           "within 15 m, else a true crossing 10-40 m away, else a road within 25 m, else off-road):")
     print(table([{"under": k, **{n: under_rows[n].get(k, 0) for n in under_rows}} for k in kinds],
                 ["under"] + list(under_rows)))
+    if fooled_rows:
+        print(f"with imagery-fooling points at the rate measured on an independent generator's scenes "
+              f"({sum(RATES.values()):.3f} per km², {sum(RATES.values()) * area:.1f} false crossings here for a path "
+              f"that keeps them all; by kind: the weighted count kept):")
+        print(table(fooled_rows, list(fooled_rows[0])))
     for name, rel in curves.items():
         print(f"reliability of {name} (every merged crossing of windows >= the scoring floor):")
         print(table([r for r in rel if r["n"]], ["lo", "hi", "n", "mean_prob", "frac_real"]))
@@ -156,7 +218,7 @@ def main() -> None:
         print(f"reliability diagram: {args.plot}")
     if args.json:
         dump(args.json, {"machine": machine(), "scenes": [s.name for s in scenes], "area_km2": area,
-                         "truth": n_true, "table": rows, "paths": result})
+                         "truth": n_true, "table": rows, "paths": result, "fooled": fooled_rows})
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from geodrain.merge import Candidates  # noqa: E402
 from geodrain.model.bundle import Bundle, load_bundle  # noqa: E402
 
 __all__ = ["FLOOR", "ATTRIBUTE_M", "TOLERANCE_M", "Scene", "SceneCrossings", "attribute", "cache_name", "candidates",
-           "dump", "label", "load_scene", "loso", "machine", "parser", "pooled", "prf", "scene_candidates",
+           "declared_rule", "dump", "write_calibrators", "label", "load_scene", "loso", "machine", "parser", "pooled", "prf", "scene_candidates",
            "scene_crossings", "scene_dir", "seeds", "setup", "table"]
 
 FLOOR = 0.05   # window candidates are kept from this probability up (as `geodrain calibrate` keeps them)
@@ -216,6 +216,29 @@ def prf(tp: int, fp: int, fn: int) -> dict:
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
     return {"tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+
+
+def declared_rule(results: dict, f1_key: str, fp_key: str, what: str = "CV F1",
+                  fp_what: str = "false per km²") -> str:
+    """The rule the calibration experiments declare: the highest ``f1_key``; within 0.005 of it the fewest
+    ``fp_key`` (false crossings per km²), then the first in ``results``' order (the simplest). Prints it."""
+    order = list(results)
+    best = max(r[f1_key] for r in results.values())
+    close = [k for k in order if results[k][f1_key] >= best - 0.005]
+    winner = min(close, key=lambda k: (round(results[k][fp_key], 4), order.index(k)))
+    print(f"rule: highest {what} ({best:.3f}); within 0.005: {', '.join(close)}; fewest {fp_what}, then "
+          f"simplest -> {winner}")
+    return winner
+
+
+def write_calibrators(out: Path, fitted: dict) -> None:
+    """Each fitted calibrator (name -> geodrain.scoring.Calibrator) as OUT/<name>.json, with a line each."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, c in fitted.items():
+        path = out / f"{name.replace('+', '-')}.json"
+        dump(path, c.to_json())
+        print(f"{name}: " + ", ".join(f"{f} {w:+.2f}" for f, w in zip(c.features, c.coef))
+              + f", intercept {c.intercept:+.2f} -> {path}")
 
 
 def dump(path: Path, obj) -> None:

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import dump, loso, machine, parser, pooled, scene_crossings, scene_dir, setup, table
+from common import declared_rule, dump, loso, machine, parser, pooled, scene_crossings, scene_dir, setup, table, \
+    write_calibrators
 
 from geodrain.dem_features import DEM_FEATURES, SNAP_M
 from geodrain.scoring import IMAGERY_FEATURES, expected_calibration_error, fit_calibrator
@@ -128,18 +129,8 @@ def main() -> None:
     print("false crossings by what lies under them (cross-validated):")
     print(table([{"under": k, **{n: r["under"].get(k, 0) for n, r in results.items()}} for k in kinds],
                 ["under"] + list(results)))
-    order = list(ALTERNATIVES)
-    best_f1 = max(r["f1"] for r in results.values())
-    close = [k for k in order if results[k]["f1"] >= best_f1 - 0.005]
-    winner = min(close, key=lambda k: (round(results[k]["false_per_km2"], 4), order.index(k)))
-    print(f"rule: highest CV F1 ({best_f1:.3f}); within 0.005: {', '.join(close)}; fewest false per km², then "
-          f"simplest -> {winner}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, calib in fitted_all.items():
-        path = args.out / f"{name.replace('+', '-')}.json"
-        dump(path, calib.to_json())
-        print(f"{name}: " + ", ".join(f"{f} {w:+.2f}" for f, w in zip(calib.features, calib.coef))
-              + f", intercept {calib.intercept:+.2f} -> {path}")
+    winner = declared_rule(results, "f1", "false_per_km2")
+    write_calibrators(args.out, fitted_all)
     if args.json:
         dump(args.json, {"machine": machine(), "bundle": bundle.model_id, "radius_m": radius,
                          "place_radius_m": args.place_radius, "results": results, "winner": winner,

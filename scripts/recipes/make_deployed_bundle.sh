@@ -35,9 +35,11 @@
 #      evidence); the bundle's window candidates (>= 0.5) on both, cached; merge radius and placement, then how
 #      the DEM enters, decided on the calibration scenes only (scripts/experiments/exp_placement.py and
 #      exp_dem_evidence.py, rules declared in their docstrings: merge radius 40 m, imagery evidence); the
-#      imagery calibrator recorded in the bundle's manifest (scripts/set_scoring.py), the best DEM alternative
-#      in a DEM-aware copy ($WS/bundles/dem-aware); the paths side by side on the test scenes
-#      (scripts/eval_watershed.py), the DEM path's time (scripts/bench_dem_detect.py) and the model card's
+#      imagery calibrator recorded in the bundle's manifest (scripts/set_scoring.py); the DEM calibrator
+#      chosen where the imagery is fooled (exp_dem_fooled.py, exp_dem_resolution.py) recorded beside it and
+#      in a DEM-aware copy; the paths side by side on the test scenes (scripts/eval_watershed.py --fooled,
+#      checked with the command line: scripts/eval_detect_cli.sh), the DEM path's time
+#      (scripts/bench_dem_detect.py) and the model card's
 #      evaluation on 9001-9003 of this generator. Logs: docs/results/cpu/ (names in the stage).
 #
 #   STAGE=gpu                                           scripts/recipes/make_deployed_bundle.sh   # on a CUDA machine
@@ -148,18 +150,38 @@ watershed)
     mkdir -p "$R/calibrators"
     cp "$WS/calibrators/deployed-R40/imagery.json" "$R/calibrators/imagery.json"
     cp "$WS/calibrators/deployed-R40/dedupe-check.json" "$R/calibrators/dem-dedupe-check.json"
-    # the imagery calibrator (chosen) into the deployed bundle; the best DEM alternative into a DEM-aware copy
-    python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40
+    # the earlier DEM-aware copy: the best DEM alternative of exp_dem_evidence (fitted without fooled points)
     rm -rf "$WS/bundles/dem-aware"
     python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" \
         --dem-calibrator "$R/calibrators/dem-dedupe-check.json" --snap 25 --dedupe 15 --merge-radius 40 \
         --require-dem --copy-to "$WS/bundles/dem-aware"
+    # the DEM judged where the imagery is fooled (imagery-fooling points at the independent generator's rate),
+    # on calibration scenes 8001-8008, then up to what DEM cell size it helps; the chosen DEM calibrator goes
+    # into the deployed bundle (used by detect --dem) and a DEM-aware copy
+    FOOLED_CAL=${FOOLED_CAL:-8001-8008}
+    python scripts/experiments/exp_dem_fooled.py "$BUNDLE" --scenes "$WS/scenes" --cal "$FOOLED_CAL" --work "$WS" \
+        --radius 40 --out "$WS/calibrators/fooled" --json "$R/exp_dem_fooled.json" | tee "$R/exp_dem_fooled.log"
+    cp "$WS/calibrators/fooled/dedupe-check-fooled.json" "$R/calibrators/dem-dedupe-check-fooled.json"
+    python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 \
+        --dem-calibrator "$R/calibrators/dem-dedupe-check-fooled.json" --snap 25 --dedupe 15
+    python scripts/experiments/exp_dem_resolution.py "$BUNDLE" --scenes "$WS/scenes" --cal "$FOOLED_CAL" \
+        --work "$WS" --json "$R/exp_dem_resolution.json" | tee "$R/exp_dem_resolution.log"
+    MAX_CELL=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['max_cell_m'])" "$R/exp_dem_resolution.json")
+    python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 \
+        --dem-calibrator "$R/calibrators/dem-dedupe-check-fooled.json" --snap 25 --dedupe 15 --max-dem-cell "$MAX_CELL"
+    rm -rf "$WS/bundles/dem-aware-fooled"
+    python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 \
+        --dem-calibrator "$R/calibrators/dem-dedupe-check-fooled.json" --snap 25 --dedupe 15 --max-dem-cell "$MAX_CELL" \
+        --require-dem --copy-to "$WS/bundles/dem-aware-fooled"
     python scripts/eval_watershed.py --test "$(echo $TEST_SEEDS | tr ' ' '\n' | sed -n '1p;$p' | paste -sd-)" \
-        --scenes "$WS/scenes" --work "$WS" --path "before=$WS/bundles/before" --path "imagery-after=$BUNDLE" \
-        --path "imagery-after+dem=$BUNDLE+dem" --path "dem-aware=$WS/bundles/dem-aware+dem" ${EXTRA_PATHS:-} \
-        --plot "$R/eval_watershed_reliability.png" --json "$R/eval_watershed.json" | tee "$R/eval_watershed.log"
-    nice -n 10 python scripts/bench_dem_detect.py "$WS/scenes/s9002" --work runs/bench_dem --repeat 2 \
-        --dem-model "$WS/bundles/dem-aware" | tee "$R/bench_dem_detect.log"
+        --scenes "$WS/scenes" --work "$WS" --fooled --path "before=$WS/bundles/before" --path "imagery-after=$BUNDLE" \
+        --path "imagery-after+dem=$BUNDLE+dem" --path "dem-aware-earlier=$WS/bundles/dem-aware+dem" \
+        --path "dem-aware=$WS/bundles/dem-aware-fooled+dem" ${EXTRA_PATHS:-} \
+        --plot "$R/eval_watershed_fooled_reliability.png" --json "$R/eval_watershed_fooled.json" \
+        | tee "$R/eval_watershed_fooled.log"
+    scripts/eval_detect_cli.sh "$WS/scenes" 9002 9011 runs/eval_cli | tee "$R/eval_detect_cli.log"
+    python scripts/bench_dem_detect.py "$WS/scenes/s9002" --work runs/bench_dem_idle --repeat 3 \
+        | tee "$R/bench_dem_detect_idle.log"
     python scripts/eval_bundle.py "$BUNDLE" --scenes "$WS/scenes/s9001" "$WS/scenes/s9002" "$WS/scenes/s9003" \
         --record | tee "$R/eval_unseen_4096.log"
     ;;
