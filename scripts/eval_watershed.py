@@ -51,7 +51,9 @@ def fooled_kept(sc, scene, seed: int, every, y_every, with_dem: bool, threshold:
     strongest window against the window threshold; and (with a calibrator) their probabilities and weights."""
     src = open_dem(scene.path / "dem.tif", scene.crs, (scene.transform.c, scene.transform.f))
     try:
-        f = fooled_points(scene, src, confident_real(every, y_every), seed=seed)
+        reading = sc.dem.reading() if sc is not None and sc.dem is not None else {}
+        f = fooled_points(scene, src, confident_real(every, y_every), seed=seed,
+                          **{k: reading[k] for k in ("half_m", "res_m") if k in reading})
     finally:
         src.close()
     if not len(f.weight):

@@ -40,6 +40,8 @@ def main() -> None:
     ap.add_argument("--snap", type=float, default=None, help="DEM snapping distance (m)")
     ap.add_argument("--move", action="store_true", help="move snapped crossings to the channel's passage")
     ap.add_argument("--dedupe", type=float, default=None, help="de-duplicate crossings sharing a passage (m)")
+    ap.add_argument("--half-m", type=float, default=160.0,
+                    help="half side (m) of the DEM window of each crossing's evidence (as the calibrator was fitted)")
     ap.add_argument("--max-dem-cell", type=float, default=None,
                     help="the coarsest DEM cell (m) the DEM calibrator applies to (coarser: imagery scores)")
     ap.add_argument("--merge-radius", type=float, required=True)
@@ -54,8 +56,13 @@ def main() -> None:
     stride = args.stride or bundle.stride_px
     dem = None
     if args.dem_calibrator is not None:
+        fitted_dem = json.loads(Path(args.dem_calibrator).read_text()).get("fitted_on", {}).get("dem") or {}
+        if abs(float(fitted_dem.get("half_m", 160.0)) - args.half_m) > 1e-9:
+            sys.exit(f"{args.dem_calibrator}: fitted on DEM windows of +-{fitted_dem.get('half_m', 160.0)} m, "
+                     f"not {args.half_m:g}")
         dem = DemScoring(_calibrator(args.dem_calibrator, args.floor, args.merge_radius, stride), args.snap,
-                         args.move, args.dedupe, max_cell_m=args.max_dem_cell)
+                         args.move, args.dedupe, half_m=args.half_m,
+                         max_cell_m=args.max_dem_cell)
     elif args.require_dem:
         sys.exit("--require-dem needs --dem-calibrator")
     scoring = Scoring(stride, args.floor, args.merge_radius,

@@ -85,6 +85,8 @@ def _emb_flow(m: np.ndarray, feats) -> np.ndarray:
 def main() -> None:
     ap = parser(__doc__, cal="8001-8008", work="geodrain-ws")
     ap.add_argument("--radius", type=float, default=None, help="claim (merge) radius m (default: the bundle's)")
+    ap.add_argument("--half-m", type=float, default=160.0,
+                    help="half side (m) of the DEM window each crossing's evidence is read from")
     ap.add_argument("--out", type=Path, required=True, help="folder for the fitted calibrators (JSON)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -94,16 +96,20 @@ def main() -> None:
     print(f"# exp_dem_fooled {bundle.model_id} on {machine()}: calibration seeds {args.cal}, merge radius "
           f"{radius:g} m; imagery-fooling points at {sum(RATES.values()):.3f} per km² "
           f"({', '.join(f'{k} {v:.3f}' for k, v in RATES.items())})", flush=True)
+    if args.half_m != 160.0:
+        print(f"# DEM evidence from windows of +-{args.half_m:g} m", flush=True)
+    alternatives = {name: (None if dem is None else {**dem, "half_m": args.half_m}, *rest)
+                    for name, (dem, *rest) in ALTERNATIVES.items()}
     readings = {}
-    for name, (dem, *_rest) in ALTERNATIVES.items():
+    for name, (dem, *_rest) in alternatives.items():
         key = None if dem is None else tuple(sorted(dem.items()))
         if key not in readings:
             readings[key] = [scene_crossings(bundle, f, args.work, radius_m=radius, dem=dem) for f in folders]
-    base = readings[()]
+    base = readings[(("half_m", args.half_m),)]
     fooled: list[Fooled] = []
     for k, d in enumerate(base):
         src = open_dem(d.scene.path / "dem.tif", d.scene.crs, (d.scene.transform.c, d.scene.transform.f))
-        fooled.append(fooled_points(d.scene, src, confident_real(d.crossings, d.y), seed=cal[k]))
+        fooled.append(fooled_points(d.scene, src, confident_real(d.crossings, d.y), seed=cal[k], half_m=args.half_m))
         src.close()
     area = sum(d.scene.area_km2 for d in base)
     n_true = sum(len(d.scene.truth_xy) for d in base)
@@ -112,7 +118,7 @@ def main() -> None:
           f"crossings", flush=True)
 
     rows, results, fitted = [], {}, {}
-    for name, (dem, feats, with_fooled, hard) in ALTERNATIVES.items():
+    for name, (dem, feats, with_fooled, hard) in alternatives.items():
         data = readings[None if dem is None else tuple(sorted(dem.items()))]
         tp = fp = 0
         fp_fooled = 0.0

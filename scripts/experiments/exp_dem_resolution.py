@@ -87,7 +87,8 @@ def main() -> None:
                     y, _ = label(scene, got.xy)
                     tp += int(y.sum())
                     fp += int(len(y) - y.sum())
-                    fo = fooled_points(scene, dem, confident_real(every, label(scene, every.xy)[0]), seed=seed)
+                    fo = fooled_points(scene, dem, confident_real(every, label(scene, every.xy)[0]), seed=seed,
+                                       half_m=sc.dem.half_m, res_m=sc.dem.res_m)
                 finally:
                     dem.close()
                 cal_ = sc.dem.calibrator if path == "dem" else sc.imagery

@@ -161,18 +161,26 @@ watershed)
     FOOLED_CAL=${FOOLED_CAL:-8001-8008}
     python scripts/experiments/exp_dem_fooled.py "$BUNDLE" --scenes "$WS/scenes" --cal "$FOOLED_CAL" --work "$WS" \
         --radius 40 --out "$WS/calibrators/fooled" --json "$R/exp_dem_fooled.json" | tee "$R/exp_dem_fooled.log"
-    cp "$WS/calibrators/fooled/dedupe-check-fooled.json" "$R/calibrators/dem-dedupe-check-fooled.json"
-    python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 \
-        --dem-calibrator "$R/calibrators/dem-dedupe-check-fooled.json" --snap 25 --dedupe 15
+    # the same with the DEM read over +-120 m and +-100 m: +-100 m kept (within 0.005, the fastest; the time target)
+    for h in 120 100; do
+        python scripts/experiments/exp_dem_fooled.py "$BUNDLE" --scenes "$WS/scenes" --cal "$FOOLED_CAL" --work "$WS" \
+            --radius 40 --half-m "$h" --out "$WS/calibrators/fooled_h$h" --json "$R/exp_dem_fooled_h$h.json" \
+            | tee "$R/exp_dem_fooled_h$h.log"
+    done
+    cp "$WS/calibrators/fooled_h100/dedupe-check-fooled.json" "$R/calibrators/dem-dedupe-check-fooled.json"
+    DEMCAL=(--dem-calibrator "$R/calibrators/dem-dedupe-check-fooled.json" --snap 25 --dedupe 15 --half-m 100)
+    python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 "${DEMCAL[@]}"
     python scripts/experiments/exp_dem_resolution.py "$BUNDLE" --scenes "$WS/scenes" --cal "$FOOLED_CAL" \
         --work "$WS" --json "$R/exp_dem_resolution.json" | tee "$R/exp_dem_resolution.log"
     MAX_CELL=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['max_cell_m'])" "$R/exp_dem_resolution.json")
+    python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 "${DEMCAL[@]}" \
+        --max-dem-cell "$MAX_CELL"
+    rm -rf "$WS/bundles/dem-aware-fooled" "$WS/bundles/dem-aware-h160"
+    python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 "${DEMCAL[@]}" \
+        --max-dem-cell "$MAX_CELL" --require-dem --copy-to "$WS/bundles/dem-aware-fooled"
     python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 \
-        --dem-calibrator "$R/calibrators/dem-dedupe-check-fooled.json" --snap 25 --dedupe 15 --max-dem-cell "$MAX_CELL"
-    rm -rf "$WS/bundles/dem-aware-fooled"
-    python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 \
-        --dem-calibrator "$R/calibrators/dem-dedupe-check-fooled.json" --snap 25 --dedupe 15 --max-dem-cell "$MAX_CELL" \
-        --require-dem --copy-to "$WS/bundles/dem-aware-fooled"
+        --dem-calibrator "$WS/calibrators/fooled/dedupe-check-fooled.json" --snap 25 --dedupe 15 \
+        --max-dem-cell "$MAX_CELL" --require-dem --copy-to "$WS/bundles/dem-aware-h160"
     python scripts/eval_watershed.py --test "$(echo $TEST_SEEDS | tr ' ' '\n' | sed -n '1p;$p' | paste -sd-)" \
         --scenes "$WS/scenes" --work "$WS" --fooled --path "before=$WS/bundles/before" --path "imagery-after=$BUNDLE" \
         --path "imagery-after+dem=$BUNDLE+dem" --path "dem-aware-earlier=$WS/bundles/dem-aware+dem" \
@@ -180,8 +188,8 @@ watershed)
         --plot "$R/eval_watershed_fooled_reliability.png" --json "$R/eval_watershed_fooled.json" \
         | tee "$R/eval_watershed_fooled.log"
     scripts/eval_detect_cli.sh "$WS/scenes" 9002 9011 runs/eval_cli | tee "$R/eval_detect_cli.log"
-    python scripts/bench_dem_detect.py "$WS/scenes/s9002" --work runs/bench_dem_idle --repeat 3 \
-        | tee "$R/bench_dem_detect_idle.log"
+    python scripts/bench_dem_detect.py "$WS/scenes/s9002" --work runs/bench_dem_idle --repeat 6 \
+        --dem-model "$WS/bundles/dem-aware-h160" | tee "$R/bench_dem_detect_idle.log"
     python scripts/eval_bundle.py "$BUNDLE" --scenes "$WS/scenes/s9001" "$WS/scenes/s9002" "$WS/scenes/s9003" \
         --record | tee "$R/eval_unseen_4096.log"
     ;;
