@@ -39,8 +39,9 @@ MIN_BLOCK_PX = 128
 @click.option("--dem", "dem", multiple=True, type=click.Path(),
               help="Elevation raster(s) (e.g. 1 m lidar or a 10 m DEM; any CRS and resolution, warped onto the "
                    "imagery's grid on read): each crossing gets the DEM's evidence (flow across the road "
-                   "embankment, channels on both sides, digital-dam depth) and, with a bundle calibrated on it, "
-                   "a score from imagery and DEM. Repeat for several files.")
+                   "embankment, channels on both sides, digital-dam depth) and, with a bundle calibrated on it "
+                   "(the default one is), a score from imagery and DEM; a DEM coarser than the bundle was "
+                   "measured at (10 m) scores from the imagery, with a warning. Repeat for several files.")
 @click.option("--dem-z-factor", type=POSITIVE, default=None,
               help="Metres per DEM elevation unit (default: from the DEM's CRS, e.g. 0.3048 for feet).")
 @click.option("--engine", type=click.Choice(["auto", "dense", "chip"]), default="auto", show_default=True,
