@@ -16,7 +16,11 @@ and no flow across the road; a field entrance's ditch fill carries only the smal
   valley behind it; a ditch fill ponds only its ditch);
 * ``channel_pair``: the depth (m) of the shallower of two channels on opposite sides of the point (the lowest
   local relief along rays 15-50 m out, the best of 16 directions);
-* ``embank``: the largest local relief (m) within 6 m (a raised embankment under the point).
+* ``embank``: the largest local relief (m) within 6 m (a raised embankment under the point);
+* ``along_road``: the share of the main channel 20-60 m out (cells draining at least half the largest
+  upstream area within 25 m, and at least 2000 m²) that lies within 8 m of a raised cell: a road's own ditch
+  runs along the embankment (near 1, as at a field boundary or an intersection on a road), a stream leaves it
+  (near 0); NaN where no such channel is there.
 
 With a snapping distance, each point first moves to where the main channel within that distance crosses
 the embankment (:meth:`Hydrology.snap`): the DEM's place of the crossing, which corrects an imagery point a
@@ -35,7 +39,7 @@ import numpy as np
 from affine import Affine
 from scipy import ndimage as ndi
 
-DEM_FEATURES = ("emb_flow", "flow_near", "channel_pair", "embank", "dam_depth")
+DEM_FEATURES = ("emb_flow", "flow_near", "channel_pair", "embank", "dam_depth", "along_road")
 NODATA = -9999.0
 
 
@@ -91,6 +95,8 @@ SNAP_M = 25.0          # a crossing snaps to the channel's passage across the em
 SNAP_MIN_AREA_M2 = 2000.0   # ... when that channel drains at least this area inside the window
 CREST_M = 0.15        # the crest: flow-path cells this close to the most raised one
 RAISED_M = 0.3         # a raised cell (embankment) stands this much above its 15 m surroundings
+ALONG_RING_M = (20.0, 60.0)   # along_road: the stretch of the main channel looked at
+ALONG_NEAR_M = 8.0            # ... and how close to a raised cell counts as running along the road
 
 
 @dataclass
@@ -137,7 +143,20 @@ class Hydrology:
         half = len(depth) // 2
         pair = float(np.max(np.minimum(depth[:half], depth[half:])))
         return {"emb_flow": float(np.log10(1.0 + emb_flow)), "flow_near": float(np.log10(1.0 + flow_near)),
-                "channel_pair": pair, "embank": embank, "dam_depth": dam_depth}
+                "channel_pair": pair, "embank": embank, "dam_depth": dam_depth,
+                "along_road": self._along_road(d, flow_near)}
+
+    def _along_road(self, d: np.ndarray, top: float) -> float:
+        """``along_road`` (see the module's docstring) for cell distances ``d`` (m) from the point."""
+        lo, hi = ALONG_RING_M
+        channel = (d >= lo) & (d <= hi) & self.valid & (self.ua >= max(0.5 * top, SNAP_MIN_AREA_M2))
+        if not channel.any():
+            return float("nan")
+        raised = (self.rel > RAISED_M) & self.valid
+        if not raised.any():
+            return 0.0
+        to_raised = ndi.distance_transform_edt(~raised) * self.res
+        return float(np.mean(to_raised[channel] <= ALONG_NEAR_M))
 
     def snap(self, row: float, col: float, radius_m: float = SNAP_M,
              min_area_m2: float = SNAP_MIN_AREA_M2) -> tuple[float, float] | None:

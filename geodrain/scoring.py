@@ -19,7 +19,7 @@ import numpy as np
 from .merge import IMAGERY_EVIDENCE, Crossings, logit  # noqa: F401  (logit re-exported)
 
 IMAGERY_FEATURES = IMAGERY_EVIDENCE
-DEM_EVIDENCE = ("emb_flow", "flow_near", "channel_pair", "embank", "dam_depth", "snapped")
+DEM_EVIDENCE = ("emb_flow", "flow_near", "channel_pair", "embank", "dam_depth", "along_road", "snapped")
 KNOWN_FEATURES = IMAGERY_EVIDENCE + DEM_EVIDENCE
 CLIP_Q = 0.01     # a fitted calibrator holds each feature to the 1st..99th percentile of its examples
 

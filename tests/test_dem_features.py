@@ -55,6 +55,19 @@ def test_crossing_has_more_evidence_than_a_field_edge(dem_path):
     assert ev["dam_depth"][0] > 0.5 > 0.2 > ev["dam_depth"][1]  # the road ponds the valley: a digital dam
 
 
+def test_a_ditch_runs_along_the_road_and_a_stream_leaves_it(dem_path):
+    dem = open_dem(dem_path, UTM, ORIGIN)
+    pts = np.array([_at(300, 300), _at(380, 300), _at(450, 300)])    # the crossing; two points on the road
+    for half in (100.0, 160.0):
+        along = crossing_evidence(dem, pts, half_m=half).evidence["along_road"]
+        assert along[0] < 0.4 and (along[1:] > 0.9).all(), (half, along)
+    # no channel within reach (a flat field): no evidence either way
+    flat = write_raster(dem_path.parent / "flat.tif", np.full((1, 400, 400), 250.0, np.float32), crs=UTM,
+                        nodata=-9999.0)
+    ev = crossing_evidence(open_dem(flat, UTM, ORIGIN), np.array([_at(200, 200)])).evidence
+    assert np.isnan(ev["along_road"][0]) and ev["emb_flow"][0] == 0.0
+
+
 def test_snap_finds_the_channel_passage(dem_path):
     dem = open_dem(dem_path, UTM, ORIGIN)
     pts = np.array([_at(315, 306), _at(288, 296), _at(120, 300)])   # 16 and 13 m off the crossing; a field edge
