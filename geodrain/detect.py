@@ -258,6 +258,7 @@ def _run(plan: RunPlan, bundle: Bundle, settings: DetectSettings, options: Detec
     dem = _open_dem(settings, plan) if settings.dem is not None else None     # refused before any task runs
     if dem is not None:
         settings = _dem_scoring_for(settings, dem)
+        _import_behind()
     try:
         work = WorkDir.open(work_path, _manifest(plan, bundle, settings, options), resume=options.resume,
                             restart=options.restart) if work_path is not None else None
@@ -334,7 +335,6 @@ def _open_dem(settings: DetectSettings, plan: RunPlan) -> DemSource:
         if settings.dem_z_factor is None and abs(f.z_to_m - 1.0) > 1e-9:
             warnings.warn(f"DEM {f.path}: elevations read in the unit of its CRS ({f.z_to_m:g} m); give the "
                           "DEM's elevation unit if it differs", GeodrainWarning, stacklevel=3)
-    _import_behind()
     return dem
 
 

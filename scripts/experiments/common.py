@@ -35,7 +35,7 @@ from geodrain.merge import Candidates  # noqa: E402
 from geodrain.model.bundle import Bundle, load_bundle  # noqa: E402
 
 __all__ = ["FLOOR", "ATTRIBUTE_M", "TOLERANCE_M", "Scene", "SceneCrossings", "attribute", "cache_name", "candidates",
-           "declared_rule", "dump", "write_calibrators", "label", "load_scene", "loso", "machine", "parser", "pooled", "prf", "scene_candidates",
+           "calibration_args", "calibration_setup", "declared_rule", "dump", "write_calibrators", "label", "load_scene", "loso", "machine", "parser", "pooled", "prf", "scene_candidates",
            "scene_crossings", "scene_dir", "seeds", "setup", "table"]
 
 FLOOR = 0.05   # window candidates are kept from this probability up (as `geodrain calibrate` keeps them)
@@ -54,6 +54,21 @@ def parser(doc: str, *, cal: str, test: str = "9001-9003", size: int = 4096, wor
                     help="where missing scenes are generated and candidates cached")
     ap.add_argument("--tolerance", type=float, default=10.0, help="matching tolerance (m)")
     return ap
+
+
+def calibration_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments of the experiments that fit calibrators: the merge radius, where the calibrators go, a
+    JSON record."""
+    ap.add_argument("--radius", type=float, default=None, help="claim (merge) radius m (default: the bundle's)")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the fitted calibrators (JSON)")
+    ap.add_argument("--json", type=Path, default=None)
+    return ap
+
+
+def calibration_setup(args: argparse.Namespace) -> tuple[Bundle, list[int], list[Path], float]:
+    """The bundle, calibration seeds, their scene folders and the merge radius of parsed calibration_args."""
+    bundle, cal, _ = setup(args)
+    return bundle, cal, [scene_dir(s, args) for s in cal], args.radius or bundle.merge_radius_m
 
 
 def seeds(text: str) -> list[int]:

@@ -31,12 +31,10 @@ calibration scenes and written to --out (JSON, geodrain.scoring.Calibrator).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from common import declared_rule, dump, loso, machine, parser, pooled, scene_crossings, scene_dir, setup, table, \
-    write_calibrators
+from common import calibration_args, calibration_setup, declared_rule, dump, loso, machine, parser, pooled, \
+    scene_crossings, table, write_calibrators
 
 from geodrain.dem_features import DEM_FEATURES, SNAP_M
 from geodrain.scoring import IMAGERY_FEATURES, expected_calibration_error, fit_calibrator
@@ -68,15 +66,10 @@ def _best_tau(values, y, base_keep, n_true) -> float:
 
 
 def main() -> None:
-    ap = parser(__doc__, cal="8001-8006", work="geodrain-ws")
-    ap.add_argument("--radius", type=float, default=None, help="claim (merge) radius m (default: the bundle's)")
+    ap = calibration_args(parser(__doc__, cal="8001-8006", work="geodrain-ws"))
     ap.add_argument("--place-radius", type=float, default=None, help="robust placement radius m (default: none)")
-    ap.add_argument("--out", type=Path, required=True, help="folder for the fitted calibrators (JSON)")
-    ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    bundle, cal, _ = setup(args)
-    folders = [scene_dir(s, args) for s in cal]
-    radius = args.radius or bundle.merge_radius_m
+    bundle, cal, folders, radius = calibration_setup(args)
     print(f"# exp_dem_evidence {bundle.model_id} on {machine()}: calibration seeds {args.cal}, merge radius "
           f"{radius:g} m, placement {'all windows' if args.place_radius is None else f'within {args.place_radius:g} m'}")
     readings: dict = {}

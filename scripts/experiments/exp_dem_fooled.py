@@ -29,12 +29,10 @@ fitted on all calibration scenes and written to --out (JSON, geodrain.scoring.Ca
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from common import declared_rule, dump, machine, parser, prf, scene_crossings, scene_dir, setup, table, \
-    write_calibrators
+from common import calibration_args, calibration_setup, declared_rule, dump, machine, parser, prf, scene_crossings, \
+    table, write_calibrators
 from fooled import RATES, Fooled, confident_real, fooled_points
 
 from geodrain.dem_features import DEM_FEATURES, SNAP_M
@@ -83,16 +81,11 @@ def _emb_flow(m: np.ndarray, feats) -> np.ndarray:
 
 
 def main() -> None:
-    ap = parser(__doc__, cal="8001-8008", work="geodrain-ws")
-    ap.add_argument("--radius", type=float, default=None, help="claim (merge) radius m (default: the bundle's)")
+    ap = calibration_args(parser(__doc__, cal="8001-8008", work="geodrain-ws"))
     ap.add_argument("--half-m", type=float, default=160.0,
                     help="half side (m) of the DEM window each crossing's evidence is read from")
-    ap.add_argument("--out", type=Path, required=True, help="folder for the fitted calibrators (JSON)")
-    ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    bundle, cal, _ = setup(args)
-    folders = [scene_dir(s, args) for s in cal]
-    radius = args.radius or bundle.merge_radius_m
+    bundle, cal, folders, radius = calibration_setup(args)
     print(f"# exp_dem_fooled {bundle.model_id} on {machine()}: calibration seeds {args.cal}, merge radius "
           f"{radius:g} m; imagery-fooling points at {sum(RATES.values()):.3f} per km² "
           f"({', '.join(f'{k} {v:.3f}' for k, v in RATES.items())})", flush=True)
