@@ -14,7 +14,9 @@ from geodrain.detect import DetectOptions, detect
 from geodrain.infer.config import make_engine, run_config
 from geodrain.errors import BundleError, DeviceError
 from geodrain.infer.dense import DenseEngine
-from geodrain.infer.dense_ort import OrtDenseEngine, graph_name, graph_stride, onnx_precision, prepared_graph
+from geodrain.infer import dense_ort
+from geodrain.infer.dense_ort import (OrtDenseEngine, cpu_int8_exact, graph_name, graph_stride, onnx_precision,
+                                      prepared_graph)
 from geodrain.infer.prepare import (export_dense_graph, graph_scores, quantize_dense_graph,
                                     uint8_input, window_agreement)
 from geodrain.infer.runtime import resolve_device
@@ -92,9 +94,32 @@ def test_int8_graph_is_quantized_and_close(bundle_copy):
     ref, got = graph_scores(files["fp32"], blocks), graph_scores(files["int8"], blocks)
     agree = window_agreement(ref, got, 0.5)
     assert agree["logit_abs_diff_max"] > 0                    # it did run in integers
+    if not cpu_int8_exact():                                  # this CPU's int8 kernels saturate: never selected
+        return
     for k in range(5):                                        # and tracks fp32 window by window
         r = np.corrcoef(ref[0][k].ravel(), got[0][k].ravel())[0, 1]
         assert r > 0.95
+
+
+def test_int8_only_where_the_cpu_runs_it_exactly(bundle_copy, tmp_path, monkeypatch):
+    """Without VNNI a tuned int8 choice runs the fp32 graph and an explicit int8 is refused; the CPU's flags
+    decide (read from /proc/cpuinfo on x86-64)."""
+    b, files = bundle_copy
+    b = set_dense(b, files, {"backend": "onnx", "precision": "int8",
+                             "graphs": {"8": {p: f.name for p, f in files.items()}}})
+    monkeypatch.setattr(dense_ort, "cpu_int8_exact", lambda: False)
+    assert onnx_precision(b, 8, None, None, "cpu") == "fp32"
+    assert onnx_precision(b, 8, "onnx", None, "cpu") == "fp32"
+    with pytest.raises(DeviceError, match="no VNNI"):
+        onnx_precision(b, 8, None, "int8", "cpu")
+    monkeypatch.setattr(dense_ort, "cpu_int8_exact", lambda: True)
+    assert onnx_precision(b, 8, None, None, "cpu") == "int8"
+    monkeypatch.undo()
+    for flags, exact in (("fpu sse2 avx2 fma", False), ("fpu avx2 avx512f avx512_vnni", True),
+                         ("fpu avx2 avx_vnni", True)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert cpu_int8_exact(info) == (exact or dense_ort.platform_is_x86() is False)
 
 
 def test_uint8_input_refuses_a_lossy_input_quantization(random_bundle, tmp_path):
@@ -114,8 +139,9 @@ def test_uint8_input_refuses_a_lossy_input_quantization(random_bundle, tmp_path)
         uint8_input(tmp_path / "q.onnx")
 
 
-def test_tuned_settings_choose_the_graph(bundle_copy):
+def test_tuned_settings_choose_the_graph(bundle_copy, monkeypatch):
     b, files = bundle_copy
+    monkeypatch.setattr(dense_ort, "cpu_int8_exact", lambda: True)      # a CPU with VNNI
     assert onnx_precision(b, 8, None, None, "cpu") is None               # nothing tuned: torch
     graphs = {"8": {p: f.name for p, f in files.items()}}
     b = set_dense(b, files, {"backend": "onnx", "precision": "int8", "graphs": graphs})
@@ -176,7 +202,8 @@ def test_deployed_bundle_runs_its_tuned_graph_and_agrees_with_fp32(deployed, sce
     fast = detect(scene / "naip.tif", tmp_path / "fast.gpkg", model=deployed, progress=False,
                   options=DetectOptions(device="cpu", overwrite=True))
     run = fast.config["run"]
-    assert (run["backend"], run["precision"]) == (entry["backend"], entry["precision"])
+    want = entry["precision"] if entry["precision"] != "int8" or cpu_int8_exact() else "fp32"
+    assert (run["backend"], run["precision"]) == (entry["backend"], want)
     exact = detect(scene / "naip.tif", tmp_path / "exact.gpkg", model=deployed, progress=False,
                    options=DetectOptions(device="cpu", backend="torch", overwrite=True))
     assert exact.config["run"]["backend"] == "torch"
@@ -201,8 +228,10 @@ def test_deployed_int8_windows_agree_with_torch(deployed, scene):
 
 
 @pytest.mark.parametrize("stride", [8, 24])
-def test_int8_rescoring_gives_the_fp32_scores_near_and_above_the_threshold(bundle_copy, scene, stride):
+def test_int8_rescoring_gives_the_fp32_scores_near_and_above_the_threshold(bundle_copy, scene, stride,
+                                                                           monkeypatch):
     b, files = bundle_copy
+    monkeypatch.setattr(dense_ort, "cpu_int8_exact", lambda: True)      # the mechanism, whatever this CPU
     graphs = {"8": {p: f.name for p, f in files.items()}}
     with open_source(scene / "naip.tif") as src:
         grid = WindowGrid(src.grid.width, src.grid.height, 100, stride, b.context_px)

@@ -81,6 +81,34 @@ def _graph(bundle, stride_px: int, precision: str) -> tuple[Path, int] | None:
     return bundle.path / name, best
 
 
+_VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def platform_is_x86() -> bool:
+    import platform
+
+    return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+def cpu_int8_exact(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """Whether this CPU runs the int8 graph as it was prepared. On x86-64, ONNX Runtime's uint8 x int8
+    convolutions without VNNI (AVX2, or AVX-512 without VNNI) add pairs of products in 16 bits, which
+    saturate: the scores drift from the graph's (a random-weight graph's windows correlated 0.73 with fp32 on
+    such a CPU). With VNNI or AMX they accumulate in 32 bits. An x86-64 CPU whose flags cannot be read counts
+    as inexact; other architectures (ARM's dot products accumulate in 32 bits) as exact."""
+    if not platform_is_x86():
+        return True
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return any(f in flags for f in _VNNI_FLAGS)
+    return False
+
+
 def onnx_precision(bundle, stride_px: int, backend: str | None, precision: str | None,
                    device_class: str) -> str | None:
     """Which dense graph to run (its precision), or None for the torch dense engine.
@@ -88,7 +116,9 @@ def onnx_precision(bundle, stride_px: int, backend: str | None, precision: str |
     ``backend`` and ``precision`` are the user's (None: the bundle's tuned choice for the device class). The
     tuned choice applies only where the bundle ships a graph for the stride or a divisor of it (else the
     fp32 graph, else torch); an explicit ``backend='onnx'`` runs fp32 even without a prepared graph
-    (exported at start); an explicit int8 needs the prepared int8 graph.
+    (exported at start); an explicit int8 needs the prepared int8 graph. On a CPU that would not run the int8
+    graph exactly (:func:`cpu_int8_exact`) a tuned int8 choice runs the fp32 graph, and an explicit int8 is
+    refused.
     """
     if backend == "torch" or (precision is not None and precision not in ONNX_PRECISIONS):
         return None
@@ -107,7 +137,7 @@ def onnx_precision(bundle, stride_px: int, backend: str | None, precision: str |
                           "several times slower on a CPU; pip install 'geodrain[cpu]' for the bundle's tuned "
                           "graph)", GeodrainWarning, stacklevel=4)
             return None
-        for want in dict.fromkeys([precision or tuned.get("precision", "fp32"), "fp32"]):
+        for want in dict.fromkeys([precision or _runnable(tuned.get("precision", "fp32")), "fp32"]):
             if prepared_graph(bundle, stride_px, want) is not None:
                 return want
         return None
@@ -115,10 +145,19 @@ def onnx_precision(bundle, stride_px: int, backend: str | None, precision: str |
         if prepared_graph(bundle, stride_px, "int8") is None:
             raise DeviceError(f"bundle {bundle.name} has no int8 dense graph for stride {stride_px} px "
                               "(prepare one with scripts/prepare_dense.py, or use --precision fp32)")
+        if not cpu_int8_exact():
+            raise DeviceError("this CPU has no VNNI (avx512_vnni or avx_vnni): its int8 kernels can saturate, "
+                              "so the int8 graph's scores would drift; use --precision fp32")
         return "int8"
-    if precision is None and tuned_onnx and prepared_graph(bundle, stride_px, tuned.get("precision", "fp32")):
-        return tuned.get("precision", "fp32")
+    tuned_precision = _runnable(tuned.get("precision", "fp32"))
+    if precision is None and tuned_onnx and prepared_graph(bundle, stride_px, tuned_precision):
+        return tuned_precision
     return "fp32"
+
+
+def _runnable(precision: str) -> str:
+    """A tuned precision as this CPU runs it: int8 only where its kernels are exact, else fp32."""
+    return "fp32" if precision == "int8" and not cpu_int8_exact() else precision
 
 
 def check_graph_fits(bundle, path: str | Path) -> None:
