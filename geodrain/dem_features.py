@@ -20,7 +20,16 @@ and no flow across the road; a field entrance's ditch fill carries only the smal
 * ``along_road``: the share of the main channel 20-60 m out (cells draining at least half the largest
   upstream area within 25 m, and at least 2000 m²) that lies within 8 m of a raised cell: a road's own ditch
   runs along the embankment (near 1, as at a field boundary or an intersection on a road), a stream leaves it
-  (near 0); NaN where no such channel is there.
+  (near 0); NaN where no such channel is there;
+* ``valley_along``: ``along_road`` asked of the valley without the road. The raised embankment (grown by one
+  cell) is taken out of the window, down to the lowest ground within 12 m of it (its ditches, the valley floor
+  beside it), and the window is routed with every edge an outlet, so a stream runs on along its valley where
+  the road had dammed it and a ditch still runs along the road, whichever edge the window's water leaves by;
+  the share of that routing's main channel 20-60 m out (cells draining at least half the largest upstream
+  area within 20 m, and at least 2000 m²) within 8 m of the embankment. Filling towards the lowest edge cell
+  (``along_road``) sends a stream dammed by the road along the road's ditch wherever that edge lies on the
+  stream's own side of the road; with the road taken out that cannot happen. NaN where no such channel is
+  there.
 
 With a snapping distance, each point first moves to where the main channel within that distance crosses
 the embankment (:meth:`Hydrology.snap`): the DEM's place of the crossing, which corrects an imagery point a
@@ -39,7 +48,7 @@ import numpy as np
 from affine import Affine
 from scipy import ndimage as ndi
 
-DEM_FEATURES = ("emb_flow", "flow_near", "channel_pair", "embank", "dam_depth", "along_road")
+DEM_FEATURES = ("emb_flow", "flow_near", "channel_pair", "embank", "dam_depth", "along_road", "valley_along")
 NODATA = -9999.0
 
 
@@ -49,6 +58,19 @@ def fill_invalid(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
         return z.astype(np.float64)
     _, (i, j) = ndi.distance_transform_edt(~valid, return_indices=True)
     return z[i, j].astype(np.float64)
+
+
+def without(z: np.ndarray, gone: np.ndarray, res_m: float, reach_m: float = 12.0) -> np.ndarray:
+    """``z`` with the cells ``gone`` (a road embankment) lowered to the lowest kept cell within ``reach_m``
+    along both axes (a square; the nearest kept cell's value where none is that near): the road taken out down to its ditches and the
+    valley floor beside it, so the valley's water runs on where the road had dammed it, while a road's
+    ditches stay a channel along it."""
+    if not gone.any() or gone.all():
+        return z.astype(np.float64)
+    r = max(1, int(round(reach_m / res_m)))
+    low = ndi.minimum_filter(np.where(gone, np.inf, z), size=2 * r + 1, mode="nearest")
+    low = np.where(np.isfinite(low), low, fill_invalid(z, ~gone))
+    return np.where(gone, low, z).astype(np.float64)
 
 
 def local_relief(z: np.ndarray, res_m: float, sigma_m: float = 15.0) -> np.ndarray:
@@ -97,6 +119,8 @@ CREST_M = 0.15        # the crest: flow-path cells this close to the most raised
 RAISED_M = 0.3         # a raised cell (embankment) stands this much above its 15 m surroundings
 ALONG_RING_M = (20.0, 60.0)   # along_road: the stretch of the main channel looked at
 ALONG_NEAR_M = 8.0            # ... and how close to a raised cell counts as running along the road
+VALLEY_NEAR_M = 20.0          # valley_along: the main channel drains at least half the most within this distance
+VALLEY_REACH_M = 12.0         # ... and the embankment is taken down to the lowest ground within this distance
 
 
 @dataclass
@@ -108,6 +132,7 @@ class Hydrology:
     rel: np.ndarray      # local relief (m)
     ua: np.ndarray       # upstream area (m²), the window draining through its lowest edge cell
     dam: np.ndarray      # fill depth (m), every edge cell an outlet
+    ua_valley: np.ndarray   # upstream area (m²) with the embankment taken out, every edge cell an outlet
 
     @classmethod
     def of(cls, z: np.ndarray, valid: np.ndarray, res_m: float) -> "Hydrology | None":
@@ -115,8 +140,11 @@ class Hydrology:
         if valid.mean() < 0.5:
             return None
         zf = fill_invalid(z, valid)
-        return cls(res_m, valid, local_relief(zf, res_m), upstream_area(zf, valid, res_m),
-                   fill_depth(zf, valid))
+        rel = local_relief(zf, res_m)
+        road = ndi.binary_dilation((rel > RAISED_M) & valid)
+        valley = without(zf, road, res_m, VALLEY_REACH_M)
+        return cls(res_m, valid, rel, upstream_area(zf, valid, res_m), fill_depth(zf, valid),
+                   upstream_area(valley, valid, res_m, outlets="edge"))
 
     def _dist(self, row: float, col: float) -> np.ndarray:
         h, w = self.valid.shape
@@ -142,20 +170,25 @@ class Hydrology:
         depth = np.maximum(0.0, -np.where(valid[ri, ci], rel[ri, ci], 0.0).min(1))
         half = len(depth) // 2
         pair = float(np.max(np.minimum(depth[:half], depth[half:])))
+        raised = (self.rel > RAISED_M) & valid
+        to_raised = ndi.distance_transform_edt(~raised) * self.res if raised.any() else None
+        valley = (d <= VALLEY_NEAR_M) & valid
+        valley_top = float(self.ua_valley[valley].max()) if valley.any() else 0.0
         return {"emb_flow": float(np.log10(1.0 + emb_flow)), "flow_near": float(np.log10(1.0 + flow_near)),
                 "channel_pair": pair, "embank": embank, "dam_depth": dam_depth,
-                "along_road": self._along_road(d, flow_near)}
+                "along_road": self._along(self.ua, d, flow_near, to_raised),
+                "valley_along": self._along(self.ua_valley, d, valley_top, to_raised)}
 
-    def _along_road(self, d: np.ndarray, top: float) -> float:
-        """``along_road`` (see the module's docstring) for cell distances ``d`` (m) from the point."""
+    def _along(self, ua: np.ndarray, d: np.ndarray, top: float, to_raised: np.ndarray | None) -> float:
+        """The share of the main channel of routing ``ua`` 20-60 m out (cells draining at least half ``top``
+        and at least 2000 m²) within 8 m of a raised cell (``to_raised``: distance in m; None: none raised);
+        ``d``: cell distances (m) from the point. NaN where no such channel is there."""
         lo, hi = ALONG_RING_M
-        channel = (d >= lo) & (d <= hi) & self.valid & (self.ua >= max(0.5 * top, SNAP_MIN_AREA_M2))
+        channel = (d >= lo) & (d <= hi) & self.valid & (ua >= max(0.5 * top, SNAP_MIN_AREA_M2))
         if not channel.any():
             return float("nan")
-        raised = (self.rel > RAISED_M) & self.valid
-        if not raised.any():
+        if to_raised is None:
             return 0.0
-        to_raised = ndi.distance_transform_edt(~raised) * self.res
         return float(np.mean(to_raised[channel] <= ALONG_NEAR_M))
 
     def snap(self, row: float, col: float, radius_m: float = SNAP_M,

@@ -19,7 +19,8 @@ import numpy as np
 from .merge import IMAGERY_EVIDENCE, Crossings, logit  # noqa: F401  (logit re-exported)
 
 IMAGERY_FEATURES = IMAGERY_EVIDENCE
-DEM_EVIDENCE = ("emb_flow", "flow_near", "channel_pair", "embank", "dam_depth", "along_road", "snapped")
+DEM_EVIDENCE = ("emb_flow", "flow_near", "channel_pair", "embank", "dam_depth", "along_road", "valley_along",
+                "snapped")
 KNOWN_FEATURES = IMAGERY_EVIDENCE + DEM_EVIDENCE
 CLIP_Q = 0.01     # a fitted calibrator holds each feature to the 1st..99th percentile of its examples
 
@@ -111,6 +112,114 @@ class Calibrator:
                    *(ends or (None, None)))
 
 
+@dataclass
+class TreeCalibrator:
+    """P(real crossing | evidence) = sigmoid(the summed leaves of boosted regression trees), for evidence whose
+    effect is not additive in the log-odds (the DEM's word counts most where the imagery is sure). Each tree
+    is four arrays over its nodes (``feature``: the column split on, -1 at a leaf; ``threshold``: go left
+    where the value is <= it; ``left``, ``right``: child nodes) and ``value`` (a leaf's log-odds, the learning
+    rate included). A missing value (NaN) counts as the calibration mean of its feature, as for
+    :class:`Calibrator`. Trees do not extrapolate: beyond the examples' range a value falls in the outermost
+    leaf."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    trees: list[dict[str, np.ndarray]]
+    fitted_on: dict = field(default_factory=dict)
+
+    def _x(self, x: np.ndarray) -> np.ndarray:
+        """Evidence rows with missing values at the mean, in float32 (the precision the splits were learnt at)."""
+        x = np.asarray(x, np.float64).reshape(-1, len(self.features))
+        return np.where(np.isfinite(x), x, self.mean).astype(np.float32)
+
+    def _leaf_values(self, tree: dict, x: np.ndarray) -> np.ndarray:
+        node = np.zeros(len(x), np.int64)
+        for _ in range(len(tree["feature"])):
+            f = tree["feature"][node]
+            inner = f >= 0
+            if not inner.any():
+                break
+            go_left = x[np.arange(len(x)), np.maximum(f, 0)] <= tree["threshold"][node]   # x is float32, as fitted
+            node = np.where(inner, np.where(go_left, tree["left"][node], tree["right"][node]), node)
+        return tree["value"][node]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for evidence rows ``x`` (n, features)."""
+        x = self._x(x)
+        z = np.zeros(len(x))
+        for t in self.trees:
+            z += self._leaf_values(t, x)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def predict_crossings(self, c: Crossings) -> np.ndarray:
+        return self.predict(c.matrix(self.features))
+
+    def max_probability(self, c: Crossings) -> np.ndarray:
+        """The highest probability each crossing can get whatever the evidence it does not carry yet (the
+        DEM's, before it is read): at a split on such evidence both branches are open."""
+        known = np.array([f in c.evidence for f in self.features])
+        x = np.full((len(c), len(self.features)), np.nan)
+        if known.any():
+            x[:, known] = c.matrix([f for f, k in zip(self.features, known) if k])
+        x = self._x(x)
+
+        def best(t, node):
+            f = int(t["feature"][node])
+            if f < 0:
+                return np.full(len(x), t["value"][node])
+            a, b = best(t, int(t["left"][node])), best(t, int(t["right"][node]))
+            return np.where(x[:, f] <= t["threshold"][node], a, b) if known[f] else np.maximum(a, b)
+
+        z = sum((best(t, 0) for t in self.trees), np.zeros(len(x)))
+        return 1.0 / (1.0 + np.exp(-z))
+
+    @property
+    def uses_dem(self) -> bool:
+        return any(f in DEM_EVIDENCE for f in self.features)
+
+    def to_json(self) -> dict:
+        return {"kind": "trees", "features": list(self.features), "mean": self.mean.tolist(),
+                "trees": [{k: t[k].tolist() for k in TREE_ARRAYS} for t in self.trees], "fitted_on": self.fitted_on}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TreeCalibrator":
+        """The calibrator of :meth:`to_json`'s form; a malformed one is a ValueError saying what is wrong."""
+        if not isinstance(d, dict) or d.get("kind") != "trees":
+            raise ValueError(f"unknown calibrator kind {d.get('kind') if isinstance(d, dict) else d!r}")
+        try:
+            feats = tuple(str(f) for f in d["features"])
+            mean = np.asarray(d["mean"], np.float64)
+            trees = [{k: np.asarray(t[k], np.int64 if k in ("feature", "left", "right") else np.float64)
+                      for k in TREE_ARRAYS} for t in d["trees"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"calibrator lacks or mangles {e}") from None
+        unknown = [f for f in feats if f not in KNOWN_FEATURES]
+        if unknown:
+            raise ValueError(f"calibrator reads unknown evidence {', '.join(unknown)}")
+        if mean.shape != (len(feats),) or not np.isfinite(mean).all() or not trees:
+            raise ValueError("calibrator means do not match its feature list, or it has no trees")
+        for t in trees:
+            n = len(t["feature"])
+            if any(t[k].shape != (n,) for k in TREE_ARRAYS) or not n \
+                    or not (np.isfinite(t["threshold"]).all() and np.isfinite(t["value"]).all()):
+                raise ValueError("calibrator tree arrays differ in length or are not finite")
+            inner = t["feature"] >= 0
+            if (t["feature"] >= len(feats)).any() or (inner & ((t["left"] <= np.arange(n)) | (t["right"] <= np.arange(n))
+                                                                | (t["left"] >= n) | (t["right"] >= n))).any():
+                raise ValueError("calibrator tree nodes point outside the tree or backwards")
+        return cls(feats, mean, trees, dict(d.get("fitted_on", {})))
+
+
+TREE_ARRAYS = ("feature", "threshold", "left", "right", "value")
+
+
+def calibrator_from_json(d: dict) -> "Calibrator | TreeCalibrator":
+    """A calibrator of either kind (``"logistic"``, ``"trees"``) from its JSON form."""
+    if isinstance(d, dict) and d.get("kind") == "trees":
+        return TreeCalibrator.from_json(d)
+    return Calibrator.from_json(d)
+
+
 @dataclass(frozen=True)
 class DemScoring:
     """How a bundle's scores read a DEM: the hydrologic evidence's window (``half_m``, cells of ``res_m``), the
@@ -119,7 +228,7 @@ class DemScoring:
     imagery and DEM evidence. ``max_cell_m``: the coarsest DEM cell (m) the calibrator was shown to help at
     (None: not recorded); a run with a coarser DEM scores from the imagery evidence (``detect`` warns)."""
 
-    calibrator: Calibrator
+    calibrator: "Calibrator | TreeCalibrator"
     snap_m: float | None = None
     move: bool = False
     dedupe_m: float | None = None
@@ -144,7 +253,7 @@ class Scoring:
     stride_px: int
     floor: float
     merge_radius_m: float
-    imagery: Calibrator
+    imagery: "Calibrator | TreeCalibrator"
     report_at: float = 0.5
     place_radius_m: float | None = None
     dem: DemScoring | None = None
@@ -175,7 +284,7 @@ class Scoring:
                                  + (f" to {hi}" if hi is not None else "") + f", got {v!r}")
             return float(v)
 
-        imagery = Calibrator.from_json(d.get("imagery"))
+        imagery = calibrator_from_json(d.get("imagery"))
         if imagery.uses_dem:
             raise ValueError("the 'imagery' calibrator reads DEM evidence")
         dem = None
@@ -183,7 +292,7 @@ class Scoring:
             e = d["dem"]
             if not isinstance(e, dict):
                 raise ValueError("'dem' must be an object")
-            dem = DemScoring(Calibrator.from_json(e.get("calibrator")), num("snap_m", 0, src=e, optional=True),
+            dem = DemScoring(calibrator_from_json(e.get("calibrator")), num("snap_m", 0, src=e, optional=True),
                              bool(e.get("move", False)), num("dedupe_m", 0, src=e, optional=True),
                              num("half_m", 20, 2000, src=e) if "half_m" in e else 160.0,
                              num("res_m", 0.1, 50, src=e) if "res_m" in e else 2.0,
@@ -249,6 +358,39 @@ def fit_calibrator(x: np.ndarray, y: np.ndarray, features, l2: float = 1e-3, ite
         if np.max(np.abs(step)) < 1e-8:
             break
     return Calibrator(tuple(features), mean, scale, w[1:], float(w[0]), l2, dict(fitted_on or {}), lo, hi)
+
+
+def fit_trees(x: np.ndarray, y: np.ndarray, features, *, weight: np.ndarray | None = None, n_trees: int = 100,
+              depth: int = 2, rate: float = 0.1, min_leaf: int = 20, fitted_on: dict | None = None,
+              seed: int = 0) -> TreeCalibrator:
+    """Gradient-boosted regression trees on the log-loss (scikit-learn's GradientBoostingClassifier, from the
+    log-odds 0: ``n_trees`` trees of ``depth`` splits, learning rate ``rate``, at least ``min_leaf`` examples
+    per leaf, counted as rows whatever their weight), stored as a :class:`TreeCalibrator`. Missing values (NaN)
+    take their feature's (weighted) mean first; ``weight``: a weight per row, as for :func:`fit_calibrator`.
+    Needs scikit-learn (the research extra); a bundle's trees are then read with numpy alone."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    x = np.asarray(x, np.float64).reshape(len(y), -1)
+    y = np.asarray(y, np.int64)
+    sw = np.ones(len(y)) if weight is None else np.asarray(weight, np.float64).reshape(len(y))
+    if len(y) == 0 or y.min() == y.max():
+        raise ValueError("calibration needs both real and false crossings")
+    mean = np.array([float(np.average(c[np.isfinite(c) & (sw > 0)], weights=sw[np.isfinite(c) & (sw > 0)]))
+                     if (np.isfinite(c) & (sw > 0)).any() else 0.0 for c in x.T])
+    x = np.where(np.isfinite(x), x, mean)
+    m = GradientBoostingClassifier(n_estimators=n_trees, max_depth=depth, learning_rate=rate,
+                                   min_samples_leaf=min_leaf, init="zero", random_state=seed)
+    m.fit(x, y, sample_weight=sw)
+    trees = []
+    for est in m.estimators_[:, 0]:
+        t = est.tree_
+        leaf = t.children_left < 0
+        trees.append({"feature": np.where(leaf, -1, t.feature).astype(np.int64),
+                      "threshold": np.where(leaf, 0.0, t.threshold).astype(np.float64),
+                      "left": np.where(leaf, -1, t.children_left).astype(np.int64),
+                      "right": np.where(leaf, -1, t.children_right).astype(np.int64),
+                      "value": (rate * t.value[:, 0, 0]).astype(np.float64)})
+    return TreeCalibrator(tuple(features), mean, trees, dict(fitted_on or {}))
 
 
 # -- calibration measures ---------------------------------------------------------------------------------

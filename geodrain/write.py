@@ -199,6 +199,7 @@ def source_names(files: Sequence[InputFile], xy: np.ndarray) -> list[str]:
 
 DEM_COLUMNS = {   # evidence column -> decimals
     "emb_flow": 2, "flow_near": 2, "channel_pair": 2, "embank": 2, "dam_depth": 2, "along_road": 2,
+    "valley_along": 2,
 }
 
 

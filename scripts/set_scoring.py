@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Give a bundle calibrated scores: record score calibrators (geodrain.scoring.Calibrator JSON, as written by
-scripts/experiments/exp_dem_evidence.py) in its manifest's ``scoring`` section, which `geodrain detect` then
+"""Give a bundle calibrated scores: record score calibrators (geodrain.scoring.Calibrator or TreeCalibrator
+JSON, as written by scripts/experiments/exp_dem_evidence.py and exp_dem_fooled.py) in its manifest's ``scoring`` section, which `geodrain detect` then
 uses (a crossing's ``score`` becomes its calibrated probability; --threshold filters on it). With
 --dem-calibrator, `geodrain detect --dem` scores from imagery and DEM evidence (with the DEM's snapping and
 de-duplication as given); with --require-dem the bundle becomes DEM-aware (``inputs.dem: required``: it
@@ -20,11 +20,11 @@ import sys
 from pathlib import Path
 
 from geodrain.model.bundle import load_bundle
-from geodrain.scoring import Calibrator, DemScoring, Scoring
+from geodrain.scoring import Calibrator, DemScoring, Scoring, TreeCalibrator, calibrator_from_json
 
 
-def _calibrator(path: Path, floor: float, radius: float, stride: int) -> Calibrator:
-    cal = Calibrator.from_json(json.loads(Path(path).read_text()))
+def _calibrator(path: Path, floor: float, radius: float, stride: int) -> Calibrator | TreeCalibrator:
+    cal = calibrator_from_json(json.loads(Path(path).read_text()))
     f = cal.fitted_on
     for key, want in (("floor", floor), ("merge_radius_m", radius), ("stride_px", stride)):
         if key in f and f[key] is not None and abs(float(f[key]) - want) > 1e-9:

@@ -9,7 +9,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
-if ! python -c "import geodrain, torch, onnxruntime, optuna, pytest, pyflwdir, pystac, dask.distributed" >/dev/null 2>&1; then
+if ! python -c "import geodrain, torch, onnxruntime, optuna, sklearn, pytest, pyflwdir, pystac, dask.distributed" >/dev/null 2>&1; then
   python -m pip install -q --upgrade pip
   python -m pip install -q -r "$ROOT/requirements/cpu.txt" -e "$ROOT[research]"
 fi

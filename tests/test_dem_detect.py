@@ -157,6 +157,33 @@ def test_crossings_that_cannot_reach_the_threshold_are_not_read_from_the_dem(sit
     assert read.sum() < len(p)                                    # some crossings were never read from the DEM
 
 
+def test_a_boosted_tree_dem_calibrator_in_a_bundle(site, tmp_path):
+    """A bundle whose DEM calibrator is boosted trees (geodrain.scoring.fit_trees) loads from its manifest,
+    scores detect's crossings from their imagery and DEM evidence (valley_along among it, written as a
+    column), and skipping the DEM read where the trees' bound is below the threshold changes nothing."""
+    import pyogrio
+
+    from geodrain.scoring import TreeCalibrator, fit_trees
+
+    rng = np.random.default_rng(11)
+    feats = IMAGERY_FEATURES + ("emb_flow", "valley_along")
+    x = np.column_stack([rng.uniform(-2, 12, 600), rng.uniform(-2, 8, 600), rng.uniform(0, 3, 600),
+                         rng.uniform(0, 5, 600), rng.uniform(0, 1, 600)])
+    y = ((x[:, 0] > 4) & (x[:, 4] < 0.5) | (x[:, 0] > 10)).astype(int)
+    bundle = _scored_bundle(site["random"], tmp_path / "trees", dem=DemScoring(fit_trees(x, y, feats)))
+    sc = bundle.scoring_for(bundle.stride_px)
+    assert isinstance(sc.dem.calibrator, TreeCalibrator)
+    every = _run(site, bundle, tmp_path / "every.gpkg", threshold=0.0, dem=(site["dem"],))
+    p = every.crossings.probability
+    assert np.allclose(p, sc.dem.calibrator.predict_crossings(every.crossings))
+    cut = float(np.quantile(p, 0.5))
+    some = _run(site, bundle, threshold=cut, dem=(site["dem"],))
+    keep = p >= cut
+    assert len(some.crossings) == int(keep.sum()) and np.allclose(some.crossings.probability, p[keep])
+    cols = pyogrio.read_dataframe(tmp_path / "every.gpkg", layer="crossings").columns
+    assert {"valley_along", "along_road", "emb_flow"} <= set(cols)
+
+
 def test_a_dem_coarser_than_the_calibrator_was_measured_at_scores_from_the_imagery(site, tmp_path):
     import pyogrio
     from rasterio.enums import Resampling

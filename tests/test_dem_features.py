@@ -68,6 +68,22 @@ def test_a_ditch_runs_along_the_road_and_a_stream_leaves_it(dem_path):
     assert np.isnan(ev["along_road"][0]) and ev["emb_flow"][0] == 0.0
 
 
+def test_the_valley_without_the_road_where_the_window_drains_upstream(dem_path):
+    """A trough upstream of the road, open to the window's east edge, holds the window's lowest edge cell:
+    filled towards it, the dammed stream runs off along the road's ditch (along_road is fooled), while routed
+    with the road taken out the stream still leaves the road (valley_along), and a ditch still runs along it."""
+    z = _dem()
+    yy, xx = np.mgrid[0:z.shape[0], 0:z.shape[1]] + 0.5
+    z = z - 6.0 * np.exp(-((yy - 215.0) / 6.0) ** 2) * ((xx > 330) & (xx < 420))
+    path = write_raster(dem_path.parent / "trough.tif", z.astype(np.float32)[None], crs=UTM, nodata=-9999.0)
+    pts = np.array([_at(300, 300), _at(380, 300), _at(450, 300)])
+    ev = crossing_evidence(open_dem(path, UTM, ORIGIN), pts, half_m=100.0).evidence
+    assert ev["along_road"][0] > 0.5
+    assert ev["valley_along"][0] < 0.4 and (ev["valley_along"][1:] > 0.9).all(), ev["valley_along"]
+    plain = crossing_evidence(open_dem(dem_path, UTM, ORIGIN), pts, half_m=100.0).evidence["valley_along"]
+    assert plain[0] < 0.5 and (plain[1:] > 0.9).all(), plain
+
+
 def test_snap_finds_the_channel_passage(dem_path):
     dem = open_dem(dem_path, UTM, ORIGIN)
     pts = np.array([_at(315, 306), _at(288, 296), _at(120, 300)])   # 16 and 13 m off the crossing; a field edge

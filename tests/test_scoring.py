@@ -1,5 +1,5 @@
-"""Tests of geodrain.scoring: the logistic calibrator, its JSON form, calibration measures, and the imagery
-evidence that detect's merge carries for it."""
+"""Tests of geodrain.scoring: the logistic and boosted-tree calibrators, their JSON forms, calibration
+measures, and the imagery evidence that detect's merge carries for them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from geodrain.merge import Candidates, merge_candidates
-from geodrain.scoring import (IMAGERY_FEATURES, Calibrator, expected_calibration_error, fit_calibrator, logit,
-                              reliability)
+from geodrain.scoring import (IMAGERY_FEATURES, Calibrator, TreeCalibrator, calibrator_from_json,
+                              expected_calibration_error, fit_calibrator, fit_trees, logit, reliability)
 
 
 def test_fit_recovers_a_logistic_model():
@@ -165,3 +165,70 @@ def test_merge_carries_the_imagery_evidence_and_robust_placement():
     assert len(sub) == int((ref.score > 0.9).sum()) and set(sub.evidence) == set(ref.evidence)
     cal = fit_calibrator(ref.matrix(IMAGERY_FEATURES), (ref.score > 0.8).astype(int), IMAGERY_FEATURES)
     assert cal.predict_crossings(ref).shape == (len(ref),) and not cal.uses_dem
+
+
+def test_boosted_trees_learn_an_interaction_a_logistic_model_cannot():
+    """Real where both a and b are high (the DEM's word counting where the imagery is sure): the trees
+    calibrate it, one logistic model over a and b cannot."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 1, (6000, 2))
+    p_true = np.where((x[:, 0] > 0.5) & (x[:, 1] > 0.5), 0.9, 0.1)
+    y = (rng.random(6000) < p_true).astype(int)
+    feats = ("max_logit", "emb_flow")
+    trees = fit_trees(x[:3000], y[:3000], feats)
+    flat = fit_calibrator(x[:3000], y[:3000], feats)
+    test_x, test_y = x[3000:], y[3000:]
+    assert expected_calibration_error(trees.predict(test_x), test_y) < 0.04
+    assert np.abs(trees.predict(test_x) - p_true[3000:]).mean() < 0.05
+    assert np.abs(flat.predict(test_x) - p_true[3000:]).mean() > 0.1
+
+
+def test_trees_json_round_trip_missing_values_and_refusals():
+    rng = np.random.default_rng(6)
+    x = rng.normal(0, 1, (500, 3))
+    y = (x[:, 0] + x[:, 1] * x[:, 2] + rng.normal(0, 0.5, 500) > 0).astype(int)
+    x[::11, 2] = np.nan
+    w = rng.integers(1, 3, 500).astype(float)
+    feats = ("max_logit", "mean_logit", "valley_along")
+    cal = fit_trees(x, y, feats, weight=w, fitted_on={"scenes": ["s1"]})
+    # weights move the fit: real crossings weighted up raise every probability's mean
+    up = fit_trees(x, y, feats, weight=np.where(y == 1, 3.0, 1.0))
+    assert up.predict(x).mean() > cal.predict(x).mean() + 0.1
+    back = calibrator_from_json(json.loads(json.dumps(cal.to_json())))
+    assert isinstance(back, TreeCalibrator) and back.uses_dem and back.fitted_on == {"scenes": ["s1"]}
+    assert np.array_equal(back.predict(x), cal.predict(x))
+    row = x[:1].copy()
+    row[0, 2] = np.nan
+    filled = row.copy()
+    filled[0, 2] = cal.mean[2]
+    assert back.predict(row) == pytest.approx(back.predict(filled))
+    good = cal.to_json()
+    for bad, match in (({**good, "features": ["max_logit", "mean_logit", "colour"]}, "unknown evidence"),
+                       ({k: v for k, v in good.items() if k != "trees"}, "lacks"),
+                       ({**good, "trees": []}, "no trees"),
+                       ({**good, "mean": [0.0, float("nan"), 0.0]}, "means"),
+                       ({**good, "trees": [{**good["trees"][0], "left": [0] * len(good["trees"][0]["left"])}]},
+                        "outside the tree or backwards"),
+                       ({**good, "trees": [{**good["trees"][0], "value": good["trees"][0]["value"][:-1]}]}, "length")):
+        with pytest.raises(ValueError, match=match):
+            calibrator_from_json(bad)
+
+
+def test_trees_bound_is_reached_and_never_exceeded():
+    """max_probability without the DEM evidence bounds every probability the DEM evidence could give (the sum
+    of each tree's best leaf: a bound, not always attained), and it rules out weak crossings."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 1, (800, 3))
+    y = (x[:, 0] + 2 * x[:, 2] * (x[:, 0] > 0) + rng.normal(0, 0.7, 800) > 0).astype(int)
+    cal = fit_trees(x, y, ("max_logit", "mean_logit", "emb_flow"))
+    cands = Candidates(rng.uniform(0, 400, (60, 2)), rng.uniform(0.5, 1.0, 60).astype(np.float32),
+                       np.ones((60, 2), np.float32))
+    crossings = merge_candidates(cands, 20.0)
+    bound = cal.max_probability(crossings)
+    img = crossings.matrix(("max_logit", "mean_logit"))
+    grid = np.linspace(-4, 4, 81)
+    best = np.max([cal.predict(np.column_stack([img, np.full(len(img), g)])) for g in grid], axis=0)
+    assert (best <= bound + 1e-12).all()
+    weak = cal.predict(np.column_stack([np.full(5, -3.0), np.full(5, -3.0), np.linspace(-4, 4, 5)])).max()
+    c = merge_candidates(Candidates(np.array([[0.0, 0.0]]), np.array([0.05], np.float32), np.ones((1, 2), np.float32)), 20.0)
+    assert weak <= cal.max_probability(c)[0] < 0.5

@@ -247,13 +247,16 @@ def declared_rule(results: dict, f1_key: str, fp_key: str, what: str = "CV F1",
 
 
 def write_calibrators(out: Path, fitted: dict) -> None:
-    """Each fitted calibrator (name -> geodrain.scoring.Calibrator) as OUT/<name>.json, with a line each."""
+    """Each fitted calibrator (name -> geodrain.scoring.Calibrator or TreeCalibrator) as OUT/<name>.json, with a line each."""
     out.mkdir(parents=True, exist_ok=True)
     for name, c in fitted.items():
         path = out / f"{name.replace('+', '-')}.json"
         dump(path, c.to_json())
-        print(f"{name}: " + ", ".join(f"{f} {w:+.2f}" for f, w in zip(c.features, c.coef))
-              + f", intercept {c.intercept:+.2f} -> {path}")
+        if hasattr(c, "coef"):
+            print(f"{name}: " + ", ".join(f"{f} {w:+.2f}" for f, w in zip(c.features, c.coef))
+                  + f", intercept {c.intercept:+.2f} -> {path}")
+        else:
+            print(f"{name}: {len(c.trees)} trees over {', '.join(c.features)} -> {path}")
 
 
 def dump(path: Path, obj) -> None:

@@ -168,28 +168,40 @@ watershed)
             | tee "$R/exp_dem_fooled_h$h.log"
     done
     cp "$WS/calibrators/fooled_h100/check-fooled.json" "$R/calibrators/dem-check-fooled.json"
-    DEMCAL=(--dem-calibrator "$R/calibrators/dem-check-fooled.json" --half-m 100)
+    # then the valley without the road (DEM evidence valley_along) and boosted trees, same scenes and rule: the
+    # trees on the imagery, DEM and valley evidence win and become the deployed DEM calibrator; the earlier
+    # one (check+fooled at +-100 m) is kept in a DEM-aware copy for the comparison
+    python scripts/experiments/exp_dem_fooled.py "$BUNDLE" --scenes "$WS/scenes" --cal "$FOOLED_CAL" --work "$WS" \
+        --radius 40 --half-m 100 --out "$WS/calibrators/fooled_v" --json "$R/exp_dem_fooled_valley.json" \
+        | tee "$R/exp_dem_fooled_valley.log"
+    cp "$WS/calibrators/fooled_v/trees-valley-fooled.json" "$R/calibrators/dem-trees-valley-fooled.json"
+    DEMCAL=(--dem-calibrator "$R/calibrators/dem-trees-valley-fooled.json" --half-m 100)
     python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 "${DEMCAL[@]}"
     python scripts/experiments/exp_dem_resolution.py "$BUNDLE" --scenes "$WS/scenes" --cal "$FOOLED_CAL" \
-        --work "$WS" --json "$R/exp_dem_resolution.json" | tee "$R/exp_dem_resolution.log"
-    MAX_CELL=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['max_cell_m'])" "$R/exp_dem_resolution.json")
+        --work "$WS" --json "$R/exp_dem_resolution_valley.json" | tee "$R/exp_dem_resolution_valley.log"
+    MAX_CELL=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['max_cell_m'])" "$R/exp_dem_resolution_valley.json")
     python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 "${DEMCAL[@]}" \
         --max-dem-cell "$MAX_CELL"
-    rm -rf "$WS/bundles/dem-aware-fooled" "$WS/bundles/dem-aware-h160"
-    python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 "${DEMCAL[@]}" \
-        --max-dem-cell "$MAX_CELL" --require-dem --copy-to "$WS/bundles/dem-aware-fooled"
+    rm -rf "$WS/bundles/dem-check-fooled"
     python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 \
-        --dem-calibrator "$WS/calibrators/fooled/check-fooled.json" \
-        --max-dem-cell "$MAX_CELL" --require-dem --copy-to "$WS/bundles/dem-aware-h160"
-    python scripts/eval_watershed.py --test "$(echo $TEST_SEEDS | tr ' ' '\n' | sed -n '1p;$p' | paste -sd-)" \
-        --scenes "$WS/scenes" --work "$WS" --fooled --path "before=$WS/bundles/before" --path "imagery-after=$BUNDLE" \
-        --path "imagery-after+dem=$BUNDLE+dem" --path "dem-aware-earlier=$WS/bundles/dem-aware+dem" \
-        --path "dem-aware=$WS/bundles/dem-aware-fooled+dem" ${EXTRA_PATHS:-} \
-        --plot "$R/eval_watershed_fooled_reliability.png" --json "$R/eval_watershed_fooled.json" \
-        | tee "$R/eval_watershed_fooled.log"
+        --dem-calibrator "$R/calibrators/dem-check-fooled.json" --half-m 100 --max-dem-cell 10 --require-dem \
+        --copy-to "$WS/bundles/dem-check-fooled"
+    # the paths side by side on the unseen scenes, and on ten more generated after the valley evidence and the
+    # trees were chosen (9012-9021: no decision looked at them)
+    for t in 9002-9011 9012-9021; do
+        for s in $(seq "${t%-*}" "${t#*-}"); do
+            [ -f "$WS/scenes/s$s/scene.json" ] || geodrain synth "$WS/scenes/s$s" --seed "$s" --size 4096 -q --overwrite
+        done
+        tag=$([ "$t" = 9002-9011 ] && echo valley || echo fresh)
+        python scripts/eval_watershed.py --test "$t" --scenes "$WS/scenes" --work "$WS" --fooled \
+            --path "before=$WS/bundles/before" --path "imagery-after=$BUNDLE" \
+            --path "dem-previous=$WS/bundles/dem-check-fooled+dem" --path "dem-aware=$BUNDLE+dem" \
+            --plot "$R/eval_watershed_${tag}_reliability.png" --json "$R/eval_watershed_$tag.json" \
+            | tee "$R/eval_watershed_$tag.log"
+    done
     scripts/eval_detect_cli.sh "$WS/scenes" 9002 9011 runs/eval_cli | tee "$R/eval_detect_cli.log"
-    python scripts/bench_dem_detect.py "$WS/scenes/s9002" --work runs/bench_dem_idle --repeat 6 \
-        --dem-model "$WS/bundles/dem-aware-h160" | tee "$R/bench_dem_detect_idle.log"
+    python scripts/bench_dem_detect.py "$WS/scenes/s9002" --work runs/bench_dem_valley --repeat 6 \
+        --dem-model "$WS/bundles/dem-check-fooled" --cands-work "$WS" | tee "$R/bench_dem_detect_valley.log"
     python scripts/eval_bundle.py "$BUNDLE" --scenes "$WS/scenes/s9001" "$WS/scenes/s9002" "$WS/scenes/s9003" \
         --record | tee "$R/eval_unseen_4096.log"
     ;;
