@@ -25,10 +25,42 @@ KNOWN_FEATURES = IMAGERY_EVIDENCE + DEM_EVIDENCE
 CLIP_Q = 0.01     # a fitted calibrator holds each feature to the 1st..99th percentile of its examples
 
 
-# -- the calibrator ---------------------------------------------------------------------------------------
+# -- the calibrators --------------------------------------------------------------------------------------
+
+def _features_of(d: dict, kind: str) -> tuple[str, ...]:
+    """The feature list of a calibrator's JSON form of ``kind``; ValueError when it is another kind, lacks its
+    features or reads evidence nobody computes."""
+    if not isinstance(d, dict) or d.get("kind") != kind:
+        raise ValueError(f"unknown calibrator kind {d.get('kind') if isinstance(d, dict) else d!r}")
+    try:
+        feats = tuple(str(f) for f in d["features"])
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"calibrator lacks or mangles {e}") from None
+    unknown = [f for f in feats if f not in KNOWN_FEATURES]
+    if unknown:
+        raise ValueError(f"calibrator reads unknown evidence {', '.join(unknown)}")
+    return feats
+
+
+class _EvidenceModel:
+    """What both calibrators share: they read the evidence columns named by ``features``."""
+
+    features: tuple[str, ...]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_crossings(self, c: Crossings) -> np.ndarray:
+        """Probabilities of merged crossings from their evidence columns."""
+        return self.predict(c.matrix(self.features))
+
+    @property
+    def uses_dem(self) -> bool:
+        return any(f in DEM_EVIDENCE for f in self.features)
+
 
 @dataclass
-class Calibrator:
+class Calibrator(_EvidenceModel):
     """P(real crossing | evidence) = sigmoid(b + w . (x - mean) / scale), with each feature held to the range
     ``lo``..``hi`` it was fitted on where that range is recorded (a logistic model is not extrapolated)."""
 
@@ -55,10 +87,6 @@ class Calibrator:
         z = self.intercept + self._terms(x).sum(1)
         return 1.0 / (1.0 + np.exp(-z))
 
-    def predict_crossings(self, c: Crossings) -> np.ndarray:
-        """Probabilities of merged crossings from their evidence columns."""
-        return self.predict(c.matrix(self.features))
-
     def max_probability(self, c: Crossings) -> np.ndarray:
         """The highest probability this calibrator can give each crossing whatever the evidence it does not
         carry yet (the DEM's, before it is read), within the range the calibrator was fitted on: a crossing
@@ -75,10 +103,6 @@ class Calibrator:
         t[:, unknown] = ends[unknown]
         return 1.0 / (1.0 + np.exp(-(self.intercept + t.sum(1))))
 
-    @property
-    def uses_dem(self) -> bool:
-        return any(f in DEM_EVIDENCE for f in self.features)
-
     def to_json(self) -> dict:
         out = {"kind": "logistic", "features": list(self.features), "mean": self.mean.tolist(),
                "scale": self.scale.tolist(), "coef": self.coef.tolist(), "intercept": float(self.intercept),
@@ -90,18 +114,13 @@ class Calibrator:
     @classmethod
     def from_json(cls, d: dict) -> "Calibrator":
         """The calibrator of :meth:`to_json`'s form; a malformed one is a ValueError saying what is wrong."""
-        if not isinstance(d, dict) or d.get("kind") != "logistic":
-            raise ValueError(f"unknown calibrator kind {d.get('kind') if isinstance(d, dict) else d!r}")
+        feats = _features_of(d, "logistic")
         try:
-            feats = tuple(str(f) for f in d["features"])
             arrs = [np.asarray(d[k], np.float64) for k in ("mean", "scale", "coef")]
             intercept = float(d["intercept"])
             ends = [np.asarray(d[k], np.float64) for k in ("lo", "hi")] if "lo" in d or "hi" in d else None
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"calibrator lacks or mangles {e}") from None
-        unknown = [f for f in feats if f not in KNOWN_FEATURES]
-        if unknown:
-            raise ValueError(f"calibrator reads unknown evidence {', '.join(unknown)}")
         if any(a.shape != (len(feats),) for a in arrs + (ends or [])) \
                 or not all(np.isfinite(a).all() for a in arrs + (ends or [])) \
                 or not np.isfinite(intercept) or (arrs[1] <= 0).any():
@@ -113,7 +132,7 @@ class Calibrator:
 
 
 @dataclass
-class TreeCalibrator:
+class TreeCalibrator(_EvidenceModel):
     """P(real crossing | evidence) = sigmoid(the summed leaves of boosted regression trees), for evidence whose
     effect is not additive in the log-odds (the DEM's word counts most where the imagery is sure). Each tree
     is four arrays over its nodes (``feature``: the column split on, -1 at a leaf; ``threshold``: go left
@@ -151,9 +170,6 @@ class TreeCalibrator:
             z += self._leaf_values(t, x)
         return 1.0 / (1.0 + np.exp(-z))
 
-    def predict_crossings(self, c: Crossings) -> np.ndarray:
-        return self.predict(c.matrix(self.features))
-
     def max_probability(self, c: Crossings) -> np.ndarray:
         """The highest probability each crossing can get whatever the evidence it does not carry yet (the
         DEM's, before it is read): at a split on such evidence both branches are open."""
@@ -173,10 +189,6 @@ class TreeCalibrator:
         z = sum((best(t, 0) for t in self.trees), np.zeros(len(x)))
         return 1.0 / (1.0 + np.exp(-z))
 
-    @property
-    def uses_dem(self) -> bool:
-        return any(f in DEM_EVIDENCE for f in self.features)
-
     def to_json(self) -> dict:
         return {"kind": "trees", "features": list(self.features), "mean": self.mean.tolist(),
                 "trees": [{k: t[k].tolist() for k in TREE_ARRAYS} for t in self.trees], "fitted_on": self.fitted_on}
@@ -184,18 +196,13 @@ class TreeCalibrator:
     @classmethod
     def from_json(cls, d: dict) -> "TreeCalibrator":
         """The calibrator of :meth:`to_json`'s form; a malformed one is a ValueError saying what is wrong."""
-        if not isinstance(d, dict) or d.get("kind") != "trees":
-            raise ValueError(f"unknown calibrator kind {d.get('kind') if isinstance(d, dict) else d!r}")
+        feats = _features_of(d, "trees")
         try:
-            feats = tuple(str(f) for f in d["features"])
             mean = np.asarray(d["mean"], np.float64)
             trees = [{k: np.asarray(t[k], np.int64 if k in ("feature", "left", "right") else np.float64)
                       for k in TREE_ARRAYS} for t in d["trees"]]
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"calibrator lacks or mangles {e}") from None
-        unknown = [f for f in feats if f not in KNOWN_FEATURES]
-        if unknown:
-            raise ValueError(f"calibrator reads unknown evidence {', '.join(unknown)}")
         if mean.shape != (len(feats),) or not np.isfinite(mean).all() or not trees:
             raise ValueError("calibrator means do not match its feature list, or it has no trees")
         for t in trees:

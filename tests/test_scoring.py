@@ -109,12 +109,7 @@ def test_json_round_trip_and_refusals():
     back = Calibrator.from_json(json.loads(text))
     assert back.features == feats and back.fitted_on == {"scenes": ["s1"]} and back.uses_dem
     assert np.array_equal(back.predict(x), cal.predict(x))
-    # a missing value counts as the feature's calibration mean
-    row = x[:1].copy()
-    row[0, 1] = np.nan
-    filled = row.copy()
-    filled[0, 1] = cal.mean[1]
-    assert back.predict(row) == pytest.approx(back.predict(filled))
+    _missing_counts_as_the_mean(back, x, 1)
     bad = json.loads(text)
     bad["coef"] = bad["coef"][:2]
     with pytest.raises(ValueError):
@@ -129,6 +124,15 @@ def test_json_round_trip_and_refusals():
         Calibrator.from_json({**json.loads(text), "scale": [1.0, float("nan"), 1.0]})
     with pytest.raises(ValueError):
         fit_calibrator(x, np.ones(300), feats)
+
+
+def _missing_counts_as_the_mean(cal, x, j):
+    """A missing value (NaN) of feature ``j`` scores as the feature's calibration mean."""
+    row = x[:1].copy()
+    row[0, j] = np.nan
+    filled = row.copy()
+    filled[0, j] = cal.mean[j]
+    assert cal.predict(row) == pytest.approx(cal.predict(filled))
 
 
 def test_ece_and_reliability():
@@ -197,11 +201,7 @@ def test_trees_json_round_trip_missing_values_and_refusals():
     back = calibrator_from_json(json.loads(json.dumps(cal.to_json())))
     assert isinstance(back, TreeCalibrator) and back.uses_dem and back.fitted_on == {"scenes": ["s1"]}
     assert np.array_equal(back.predict(x), cal.predict(x))
-    row = x[:1].copy()
-    row[0, 2] = np.nan
-    filled = row.copy()
-    filled[0, 2] = cal.mean[2]
-    assert back.predict(row) == pytest.approx(back.predict(filled))
+    _missing_counts_as_the_mean(back, x, 2)
     good = cal.to_json()
     for bad, match in (({**good, "features": ["max_logit", "mean_logit", "colour"]}, "unknown evidence"),
                        ({k: v for k, v in good.items() if k != "trees"}, "lacks"),
