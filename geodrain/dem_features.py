@@ -73,6 +73,12 @@ def without(z: np.ndarray, gone: np.ndarray, res_m: float, reach_m: float = 12.0
     return np.where(gone, low, z).astype(np.float64)
 
 
+def valley_dem(zf: np.ndarray, rel: np.ndarray, valid: np.ndarray, res_m: float) -> np.ndarray:
+    """The window's DEM (gaps filled, ``zf``) with its raised embankment (local relief ``rel`` above
+    RAISED_M, grown by one cell) taken down to the lowest ground within VALLEY_REACH_M (:func:`without`)."""
+    return without(zf, ndi.binary_dilation((rel > RAISED_M) & valid), res_m, VALLEY_REACH_M)
+
+
 def local_relief(z: np.ndarray, res_m: float, sigma_m: float = 15.0) -> np.ndarray:
     """DEM minus its Gaussian smoothing (sigma in metres): channels negative, embankments positive."""
     return z - ndi.gaussian_filter(z, sigma_m / res_m, mode="nearest")
@@ -141,10 +147,8 @@ class Hydrology:
             return None
         zf = fill_invalid(z, valid)
         rel = local_relief(zf, res_m)
-        road = ndi.binary_dilation((rel > RAISED_M) & valid)
-        valley = without(zf, road, res_m, VALLEY_REACH_M)
         return cls(res_m, valid, rel, upstream_area(zf, valid, res_m), fill_depth(zf, valid),
-                   upstream_area(valley, valid, res_m, outlets="edge"))
+                   upstream_area(valley_dem(zf, rel, valid, res_m), valid, res_m, outlets="edge"))
 
     def _dist(self, row: float, col: float) -> np.ndarray:
         h, w = self.valid.shape
@@ -170,26 +174,28 @@ class Hydrology:
         depth = np.maximum(0.0, -np.where(valid[ri, ci], rel[ri, ci], 0.0).min(1))
         half = len(depth) // 2
         pair = float(np.max(np.minimum(depth[:half], depth[half:])))
-        raised = (self.rel > RAISED_M) & valid
-        to_raised = ndi.distance_transform_edt(~raised) * self.res if raised.any() else None
         valley = (d <= VALLEY_NEAR_M) & valid
         valley_top = float(self.ua_valley[valley].max()) if valley.any() else 0.0
+        along_road, valley_along = self._along(d, [self._channel(self.ua, d, flow_near),
+                                                   self._channel(self.ua_valley, d, valley_top)])
         return {"emb_flow": float(np.log10(1.0 + emb_flow)), "flow_near": float(np.log10(1.0 + flow_near)),
                 "channel_pair": pair, "embank": embank, "dam_depth": dam_depth,
-                "along_road": self._along(self.ua, d, flow_near, to_raised),
-                "valley_along": self._along(self.ua_valley, d, valley_top, to_raised)}
+                "along_road": along_road, "valley_along": valley_along}
 
-    def _along(self, ua: np.ndarray, d: np.ndarray, top: float, to_raised: np.ndarray | None) -> float:
-        """The share of the main channel of routing ``ua`` 20-60 m out (cells draining at least half ``top``
-        and at least 2000 m²) within 8 m of a raised cell (``to_raised``: distance in m; None: none raised);
-        ``d``: cell distances (m) from the point. NaN where no such channel is there."""
+    def _channel(self, ua: np.ndarray, d: np.ndarray, top: float) -> np.ndarray:
+        """The main channel of routing ``ua`` 20-60 m out: cells draining at least half ``top`` and at least
+        2000 m² (``d``: cell distances in m from the point)."""
         lo, hi = ALONG_RING_M
-        channel = (d >= lo) & (d <= hi) & self.valid & (ua >= max(0.5 * top, SNAP_MIN_AREA_M2))
-        if not channel.any():
-            return float("nan")
-        if to_raised is None:
-            return 0.0
-        return float(np.mean(to_raised[channel] <= ALONG_NEAR_M))
+        return (d >= lo) & (d <= hi) & self.valid & (ua >= max(0.5 * top, SNAP_MIN_AREA_M2))
+
+    def _along(self, d: np.ndarray, channels: list[np.ndarray]) -> list[float]:
+        """For each channel mask, the share of its cells within 8 m of a raised cell (NaN for an empty mask;
+        0 where nothing is raised); the distance to the embankment is computed once, and only when needed."""
+        raised = (self.rel > RAISED_M) & self.valid
+        to_raised = ndi.distance_transform_edt(~raised) * self.res \
+            if raised.any() and any(c.any() for c in channels) else None
+        return [float("nan") if not c.any() else 0.0 if to_raised is None
+                else float(np.mean(to_raised[c] <= ALONG_NEAR_M)) for c in channels]
 
     def snap(self, row: float, col: float, radius_m: float = SNAP_M,
              min_area_m2: float = SNAP_MIN_AREA_M2) -> tuple[float, float] | None:

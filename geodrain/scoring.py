@@ -210,9 +210,9 @@ class TreeCalibrator(_EvidenceModel):
             if any(t[k].shape != (n,) for k in TREE_ARRAYS) or not n \
                     or not (np.isfinite(t["threshold"]).all() and np.isfinite(t["value"]).all()):
                 raise ValueError("calibrator tree arrays differ in length or are not finite")
-            inner = t["feature"] >= 0
-            if (t["feature"] >= len(feats)).any() or (inner & ((t["left"] <= np.arange(n)) | (t["right"] <= np.arange(n))
-                                                                | (t["left"] >= n) | (t["right"] >= n))).any():
+            node = np.arange(n)
+            child_bad = (t["left"] <= node) | (t["right"] <= node) | (t["left"] >= n) | (t["right"] >= n)
+            if (t["feature"] >= len(feats)).any() or ((t["feature"] >= 0) & child_bad).any():
                 raise ValueError("calibrator tree nodes point outside the tree or backwards")
         return cls(feats, mean, trees, dict(d.get("fitted_on", {})))
 
@@ -323,6 +323,16 @@ def _wquantile(x: np.ndarray, w: np.ndarray, q: float) -> np.ndarray:
     return out
 
 
+def _weighted_means(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per column, the ``w``-weighted mean of its finite values (0 where it has none): what a missing value
+    stands for in a fitted calibrator."""
+    def one(c):
+        ok = np.isfinite(c) & (w > 0)
+        return float(np.average(c[ok], weights=w[ok])) if ok.any() else 0.0
+
+    return np.array([one(c) for c in x.T])
+
+
 def fit_calibrator(x: np.ndarray, y: np.ndarray, features, l2: float = 1e-3, iters: int = 100,
                    fitted_on: dict | None = None, weight: np.ndarray | None = None,
                    clip_q: float = CLIP_Q) -> Calibrator:
@@ -339,11 +349,7 @@ def fit_calibrator(x: np.ndarray, y: np.ndarray, features, l2: float = 1e-3, ite
     if not np.isfinite(sw).all() or (sw < 0).any() or not (sw[y == 1].sum() > 0 and sw[y == 0].sum() > 0):
         raise ValueError("calibration weights must be finite, not negative, and weigh both classes")
 
-    def wmean(c):
-        ok = np.isfinite(c) & (sw > 0)
-        return float(np.average(c[ok], weights=sw[ok])) if ok.any() else 0.0
-
-    mean = np.array([wmean(c) for c in x.T])
+    mean = _weighted_means(x, sw)
     x = np.where(np.isfinite(x), x, mean)
     lo, hi = _wquantile(x, sw, clip_q), _wquantile(x, sw, 1.0 - clip_q)
     x = np.clip(x, lo, hi)
@@ -382,8 +388,7 @@ def fit_trees(x: np.ndarray, y: np.ndarray, features, *, weight: np.ndarray | No
     sw = np.ones(len(y)) if weight is None else np.asarray(weight, np.float64).reshape(len(y))
     if len(y) == 0 or y.min() == y.max():
         raise ValueError("calibration needs both real and false crossings")
-    mean = np.array([float(np.average(c[np.isfinite(c) & (sw > 0)], weights=sw[np.isfinite(c) & (sw > 0)]))
-                     if (np.isfinite(c) & (sw > 0)).any() else 0.0 for c in x.T])
+    mean = _weighted_means(x, sw)
     x = np.where(np.isfinite(x), x, mean)
     m = GradientBoostingClassifier(n_estimators=n_trees, max_depth=depth, learning_rate=rate,
                                    min_samples_leaf=min_leaf, init="zero", random_state=seed)

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Give a bundle calibrated scores: record score calibrators (geodrain.scoring.Calibrator or TreeCalibrator
-JSON, as written by scripts/experiments/exp_dem_evidence.py and exp_dem_fooled.py) in its manifest's ``scoring`` section, which `geodrain detect` then
-uses (a crossing's ``score`` becomes its calibrated probability; --threshold filters on it). With
---dem-calibrator, `geodrain detect --dem` scores from imagery and DEM evidence (with the DEM's snapping and
-de-duplication as given); with --require-dem the bundle becomes DEM-aware (``inputs.dem: required``: it
+JSON, as written by scripts/experiments/exp_dem_evidence.py and exp_dem_fooled.py) in its manifest's
+``scoring`` section, which `geodrain detect` then uses (a crossing's ``score`` becomes its calibrated
+probability; --threshold filters on it). With --dem-calibrator, `geodrain detect --dem` scores from imagery and
+DEM evidence (with the DEM's snapping and de-duplication as given); with --require-dem the bundle becomes DEM-aware (``inputs.dem: required``: it
 refuses to run without a DEM). --copy-to writes a copy of the bundle instead of changing it. The calibrators'
 own record (fitted_on) must match the floor, merge radius and stride given.
 
@@ -56,13 +56,11 @@ def main() -> None:
     stride = args.stride or bundle.stride_px
     dem = None
     if args.dem_calibrator is not None:
-        fitted_dem = json.loads(Path(args.dem_calibrator).read_text()).get("fitted_on", {}).get("dem") or {}
-        if abs(float(fitted_dem.get("half_m", 160.0)) - args.half_m) > 1e-9:
-            sys.exit(f"{args.dem_calibrator}: fitted on DEM windows of +-{fitted_dem.get('half_m', 160.0)} m, "
-                     f"not {args.half_m:g}")
-        dem = DemScoring(_calibrator(args.dem_calibrator, args.floor, args.merge_radius, stride), args.snap,
-                         args.move, args.dedupe, half_m=args.half_m,
-                         max_cell_m=args.max_dem_cell)
+        cal = _calibrator(args.dem_calibrator, args.floor, args.merge_radius, stride)
+        fitted_half = float((cal.fitted_on.get("dem") or {}).get("half_m", 160.0))
+        if abs(fitted_half - args.half_m) > 1e-9:
+            sys.exit(f"{args.dem_calibrator}: fitted on DEM windows of +-{fitted_half:g} m, not {args.half_m:g}")
+        dem = DemScoring(cal, args.snap, args.move, args.dedupe, half_m=args.half_m, max_cell_m=args.max_dem_cell)
     elif args.require_dem:
         sys.exit("--require-dem needs --dem-calibrator")
     scoring = Scoring(stride, args.floor, args.merge_radius,

@@ -247,12 +247,15 @@ def declared_rule(results: dict, f1_key: str, fp_key: str, what: str = "CV F1",
 
 
 def write_calibrators(out: Path, fitted: dict) -> None:
-    """Each fitted calibrator (name -> geodrain.scoring.Calibrator or TreeCalibrator) as OUT/<name>.json, with a line each."""
+    """Each fitted calibrator (name -> geodrain.scoring.Calibrator or TreeCalibrator) as OUT/<name>.json, with
+    a line each."""
+    from geodrain.scoring import Calibrator
+
     out.mkdir(parents=True, exist_ok=True)
     for name, c in fitted.items():
         path = out / f"{name.replace('+', '-')}.json"
         dump(path, c.to_json())
-        if hasattr(c, "coef"):
+        if isinstance(c, Calibrator):
             print(f"{name}: " + ", ".join(f"{f} {w:+.2f}" for f, w in zip(c.features, c.coef))
                   + f", intercept {c.intercept:+.2f} -> {path}")
         else:

@@ -17,12 +17,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage as ndi
-
 from common import load_scene, machine, scene_candidates, table
 
-from geodrain.dem_features import (RAISED_M, VALLEY_REACH_M, Hydrology, fill_depth, fill_invalid, local_relief,
-                                   upstream_area, without)
+from geodrain.dem_features import Hydrology, fill_depth, fill_invalid, local_relief, upstream_area, valley_dem
 from geodrain.model.bundle import load_bundle
 from geodrain.postprocess import crossings_at
 from geodrain.read import open_dem
@@ -57,8 +54,7 @@ def main() -> None:
         t3 = time.perf_counter()
         fill_depth(zf, valid)
         t4 = time.perf_counter()
-        road = ndi.binary_dilation((rel > RAISED_M) & valid)
-        upstream_area(without(zf, road, cell, VALLEY_REACH_M), valid, cell, outlets="edge")
+        upstream_area(valley_dem(zf, rel, valid, cell), valid, cell, outlets="edge")
         t5 = time.perf_counter()
         hyd = Hydrology.of(z, valid, cell)
         t6 = time.perf_counter()
