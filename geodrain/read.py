@@ -133,6 +133,15 @@ def inspect_file(path: str | Path, bands: Sequence[int]) -> InputFile:
     return info
 
 
+def check_projected(crs, name: str) -> None:
+    """Refuse a raster (``name``, as messages call it) without a CRS, or in a geographic CRS (degrees)."""
+    if crs is None:
+        raise RasterError(f"{name} has no CRS (georeference it first, e.g. with gdal_edit.py -a_srs)")
+    if crs.is_geographic:
+        raise RasterError(f"{name} is in a geographic CRS ({crs.to_string()}, degrees); reproject it to a "
+                          "projected CRS in metres such as UTM")
+
+
 def _inspect(src, path: str, bands: Sequence[int]) -> InputFile:
     if src.count < max(bands):
         raise RasterError(f"{path} has {src.count} band(s) but band {max(bands)} is needed "
@@ -140,11 +149,7 @@ def _inspect(src, path: str, bands: Sequence[int]) -> InputFile:
                           cli_hint={"bands": "see --bands"})
     if min(bands) < 1:
         raise RasterError("band numbers start at 1")
-    if src.crs is None:
-        raise RasterError(f"{path} has no CRS (georeference it first, e.g. with gdal_edit.py -a_srs)")
-    if src.crs.is_geographic:
-        raise RasterError(f"{path} is in a geographic CRS ({src.crs.to_string()}, degrees); reproject it to a "
-                          "projected CRS in metres such as UTM")
+    check_projected(src.crs, str(path))
     t = src.transform
     if t.b != 0 or t.d != 0:
         raise RasterError(f"{path} is rotated or sheared; warp it north-up first (e.g. gdalwarp)")

@@ -19,7 +19,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from ..errors import RasterError
-from ..read import _first_line
+from ..read import _first_line, check_projected
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,7 @@ def open_dem(path: str | Path, check_data: bool = True) -> DemInfo:
 
 
 def _inspect(src, path: str) -> DemInfo:
-    if src.crs is None:
-        raise RasterError(f"DEM {path} has no CRS (georeference it first, e.g. with gdal_edit.py -a_srs)")
-    if src.crs.is_geographic:
-        raise RasterError(f"DEM {path} is in a geographic CRS ({src.crs.to_string()}, degrees); reproject it to "
-                          "a projected CRS in metres such as UTM")
+    check_projected(src.crs, f"DEM {path}")
     t = src.transform
     if t.b != 0 or t.d != 0 or t.e >= 0:
         raise RasterError(f"DEM {path} is rotated, sheared or south-up; warp it north-up first "
