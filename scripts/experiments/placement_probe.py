@@ -30,7 +30,7 @@ import pyogrio
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
-from common import load_scene, machine, parser, scene_candidates, scene_dir, seeds, setup, table
+from common import load_scene, machine, parser, scene_candidates, scene_dir, setup, table
 
 from geodrain.dem_features import RAISED_M, Hydrology, fill_invalid
 from geodrain.evaluate import match_points
