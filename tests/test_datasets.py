@@ -124,6 +124,24 @@ def test_time_budget_stops_training_and_keeps_the_last_epoch(scene):
     assert "keep" not in TrainConfig().to_dict()   # defaults stay out of the manifest and search signatures
 
 
+def test_training_only_the_box_layer_keeps_every_other_weight(scene, tmp_path):
+    from geodrain.model import build_model, load_bundle, save_bundle
+    from geodrain.training.trainer import TrainConfig, train_model
+
+    torch.manual_seed(0)
+    init = save_bundle(build_model(resolve_arch("k1-s1-f128-w0.25"), 16), tmp_path / "init").path
+    data = load_training_data([scene], 16, samples_per_epoch=8, crop_windows=3, seed=0)
+    config = TrainConfig(arch=resolve_arch("k1-s1-f128-w0.25"), epochs=1, batch_size=4, device="cpu", lr=0.05,
+                         keep="last", init=str(init), train_only="box")
+    before = load_bundle(init).model.state_dict()
+    after = train_model(data, config, progress=False).model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"head.box.weight", "head.box.bias"}     # normalization statistics included
+    assert config.to_dict()["train_only"] == "box" and "train_only" not in TrainConfig().to_dict()
+    with pytest.raises(ValueError, match="needs a bundle to start from"):
+        train_model(data, TrainConfig(arch=resolve_arch("k1-s1-f128-w0.25"), train_only="box"), progress=False)
+
+
 def test_box_band_near_trains_boxes_of_the_ignored_band():
     from geodrain.datasets.targets import IGNORE, grid_targets
 

@@ -44,6 +44,9 @@ from .options import (COUNT, NON_NEGATIVE, POSITIVE, Real, context_opt, device_o
               help="Windows whose crossing offset and size are trained: positive ones (crossing within 16 px of "
                    "the centre per axis), or near ones (within 32 px: also the band where the score is not "
                    "trained, whose windows detection still merges).")
+@click.option("--train-only", type=click.Choice(["box"]), default=None,
+              help="Train only these weights of the --init bundle: box (the box layer; every other weight, and "
+                   "so every score, stays as it was).")
 @click.option("--max-seconds", type=POSITIVE, default=None,
               help="Time budget: stop after the last epoch expected to end within it.")
 @device_opt
@@ -51,12 +54,14 @@ from .options import (COUNT, NON_NEGATIVE, POSITIVE, Real, context_opt, device_o
 @overwrite_opt
 @quiet_opt
 def train(data, output, arch, epochs, batch_size, lr, momentum, weight_decay, val_fraction, context_px,
-          samples_per_epoch, crop_windows, test_paths, workers, init, name, balance_by, keep, box_band, max_seconds,
-          device, seed, overwrite, quiet):
+          samples_per_epoch, crop_windows, test_paths, workers, init, name, balance_by, keep, box_band, train_only,
+          max_seconds, device, seed, overwrite, quiet):
     """Train on DATA (scene folders from `geodrain synth`, or VOC chip folders) and write a bundle."""
     from ..model.arch import resolve_arch
     from ..training import TrainConfig, train as run_training
 
+    if train_only is not None and init is None:
+        raise click.UsageError(f"--train-only {train_only} needs --init (the bundle whose other weights are kept)")
     if init is not None:
         from ..model.bundle import load_bundle
 
@@ -65,7 +70,7 @@ def train(data, output, arch, epochs, batch_size, lr, momentum, weight_decay, va
                          lr=lr, momentum=momentum, weight_decay=weight_decay, val_fraction=val_fraction,
                          samples_per_epoch=samples_per_epoch, crop_windows=crop_windows, workers=workers,
                          device=device, seed=seed, balance_by=balance_by, keep=keep, max_seconds=max_seconds,
-                         box_band=box_band)
+                         box_band=box_band, train_only=train_only)
     log = None if quiet else (lambda m: click.echo(m, err=True))
     result = run_training(list(data), config, output, test_paths=list(test_paths), name=name,
                           overwrite=overwrite, progress=not quiet, log=log)

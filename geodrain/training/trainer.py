@@ -53,12 +53,15 @@ class TrainConfig:
     balance_by: str | None = None    # truth attribute whose values positive crops draw equally (scene data)
     keep: str = "best"               # best: the epoch of highest validation AP; last: the final epoch
     max_seconds: float | None = None  # stop after the epoch that would overrun this budget
+    train_only: str | None = None    # "box": only the box layer learns; every other weight (and so every
+    #                                  score) stays as ``init``'s, the model kept in eval mode
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["arch"] = self.arch.key
         # absent unless used: older manifests and search signatures match
-        for k, default in (("balance_by", None), ("keep", "best"), ("max_seconds", None), ("box_band", "positive")):
+        for k, default in (("balance_by", None), ("keep", "best"), ("max_seconds", None), ("box_band", "positive"),
+                           ("train_only", None)):
             if d[k] == default:
                 del d[k]
         return d
@@ -143,6 +146,10 @@ def train_model(data: TrainingData, config: TrainConfig, *, progress: bool = Tru
     """
     if config.keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', not {config.keep!r}")
+    if config.train_only not in (None, "box"):
+        raise ValueError(f"train_only must be None or 'box', not {config.train_only!r}")
+    if config.train_only is not None and config.init is None:
+        raise ValueError("training only the box layer needs a bundle to start from (init)")
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     if config.init is not None:
@@ -160,8 +167,8 @@ def train_model(data: TrainingData, config: TrainConfig, *, progress: bool = Tru
     cuda = device.type == "cuda"
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                          weight_decay=config.weight_decay)
+    params = trainable(model, config.train_only)
+    opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     loader = torch.utils.data.DataLoader(data.train, batch_size=config.batch_size, shuffle=True,
                                          num_workers=config.workers, drop_last=len(data.train) > config.batch_size,
                                          pin_memory=cuda, persistent_workers=config.workers > 0,
@@ -175,7 +182,7 @@ def train_model(data: TrainingData, config: TrainConfig, *, progress: bool = Tru
     step = 0
     for epoch in range(config.epochs):
         data.set_epoch(epoch)
-        model.train()
+        model.train(config.train_only is None)     # frozen features keep their normalization statistics
         losses = []
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress,
                    leave=False)
@@ -191,7 +198,7 @@ def train_model(data: TrainingData, config: TrainConfig, *, progress: bool = Tru
             loss = window_loss(out.float(), t, config.box_weight, config.box_band)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            torch.nn.utils.clip_grad_norm_(params, 10.0)
             opt.step()
             losses.append(float(loss.detach()))
             step += 1
@@ -226,6 +233,16 @@ def train_model(data: TrainingData, config: TrainConfig, *, progress: bool = Tru
     test = evaluate_model(model, data.test, device, threshold) if data.test is not None else None
     model = model.cpu().eval()
     return TrainResult(model, history, val, test, threshold, time.perf_counter() - t0)
+
+
+def trainable(model: SPPNet, only: str | None) -> list[torch.nn.Parameter]:
+    """The parameters training updates: all, or with ``only="box"`` the box layer's (the rest frozen)."""
+    if only is None:
+        return list(model.parameters())
+    keep = set(map(id, model.head.box.parameters()))
+    for p in model.parameters():
+        p.requires_grad_(id(p) in keep)
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 def train(data_paths: list[str | Path], config: TrainConfig, out: str | Path | None = None, *,

@@ -74,7 +74,7 @@ def calibration_setup(args: argparse.Namespace) -> tuple[Bundle, list[int], list
 def seeds(text: str) -> list[int]:
     """"8001-8016" or "9001,9002" -> seeds."""
     out = []
-    for part in text.split(","):
+    for part in filter(None, text.split(",")):
         a, _, b = part.partition("-")
         out += list(range(int(a), int(b or a) + 1))
     return out
