@@ -5,7 +5,7 @@ as detect reads it (geodrain.read.DemSource, +-100 m at 2 m cells) and each laye
 geodrain.dem_features.Hydrology is computed on its own, timed: the read, the local relief, the routing towards
 the lowest edge cell (emb_flow, flow_near, along_road), the digital-dam fill (dam_depth), the valley without
 the road (valley_along: the embankment taken out, then routed through every edge) and the evidence itself.
-Medians in ms per crossing.
+Medians in ms per crossing; and how many merged crossings the DEM calibrator's bound lets through to be read.
 
     python scripts/experiments/dem_step_profile.py runs/ws/scenes/s9002 --work runs/ws [--dem other_dem.tif]
 """
@@ -68,6 +68,9 @@ def main() -> None:
           f"{len(merged)} merged crossings, windows +-{half:g} m at {res:g} m")
     print(table([{"step": k, "median_ms": float(np.median(v)), "mean_ms": float(np.mean(v))} for k, v in steps.items()],
                 ["step", "median_ms", "mean_ms"]))
+    reach = sc.dem.calibrator.max_probability(merged) >= sc.report_at
+    print(f"the DEM calibrator's bound (max_probability) lets {int(reach.sum())} of {len(merged)} merged crossings "
+          f"through at {sc.report_at:g}: only those have their DEM read by detect")
 
 
 if __name__ == "__main__":
