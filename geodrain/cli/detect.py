@@ -41,7 +41,7 @@ MIN_BLOCK_PX = 128
                    "imagery's grid on read): each crossing gets the DEM's evidence (flow across the road "
                    "embankment, channels on both sides, digital-dam depth) and, with a bundle calibrated on it "
                    "(the default one is), a score from imagery and DEM; a DEM coarser than the bundle was "
-                   "measured at (5 m for the default one) scores from the imagery, with a warning. Repeat for "
+                   "measured at (10 m for the default one) scores from the imagery, with a warning. Repeat for "
                    "several files.")
 @click.option("--dem-z-factor", type=POSITIVE, default=None,
               help="Metres per DEM elevation unit (default: from the DEM's CRS, e.g. 0.3048 for feet).")

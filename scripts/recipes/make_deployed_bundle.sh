@@ -36,8 +36,8 @@
 #      the DEM enters, decided on the calibration scenes only (scripts/experiments/exp_placement.py and
 #      exp_dem_evidence.py, rules declared in their docstrings: merge radius 40 m, imagery evidence); the
 #      imagery calibrator recorded in the bundle's manifest (scripts/set_scoring.py); the DEM calibrator
-#      chosen where the imagery is fooled (exp_dem_fooled.py, exp_dem_resolution.py) recorded beside it and
-#      in a DEM-aware copy; the paths side by side on the test scenes (scripts/eval_watershed.py --fooled,
+#      chosen where the imagery is fooled (exp_dem_fooled.py, exp_dem_resolution.py; the last on twenty
+#      calibration scenes 8001-8020) recorded beside it and in DEM-aware copies; the paths side by side on the test scenes (scripts/eval_watershed.py --fooled,
 #      checked with the command line: scripts/eval_detect_cli.sh), the DEM path's time
 #      (scripts/bench_dem_detect.py) and the model card's
 #      evaluation on 9001-9003 of this generator. Logs: docs/results/cpu/ (names in the stage).
@@ -175,33 +175,59 @@ watershed)
         --radius 40 --half-m 100 --out "$WS/calibrators/fooled_v" --json "$R/exp_dem_fooled_valley.json" \
         | tee "$R/exp_dem_fooled_valley.log"
     cp "$WS/calibrators/fooled_v/trees-valley-fooled.json" "$R/calibrators/dem-trees-valley-fooled.json"
-    DEMCAL=(--dem-calibrator "$R/calibrators/dem-trees-valley-fooled.json" --half-m 100)
+    # the same experiment and rule on 20 calibration scenes (8001-8020, twelve more generated for it): its winner,
+    # fitted on all 20, is the deployed DEM calibrator; the trees fitted on 8001-8008 are kept for the comparison
+    CAL20=${CAL20:-8001-8020}
+    for s in $(seq "${CAL20%-*}" "${CAL20#*-}"); do
+        [ -f "$WS/scenes/s$s/scene.json" ] || geodrain synth "$WS/scenes/s$s" --seed "$s" --size 4096 -q --overwrite
+    done
+    python scripts/experiments/exp_dem_fooled.py "$BUNDLE" --scenes "$WS/scenes" --cal "$CAL20" --work "$WS" \
+        --radius 40 --half-m 100 --out "$WS/calibrators/fooled_cal20" --json "$R/exp_dem_fooled_cal20.json" \
+        | tee "$R/exp_dem_fooled_cal20.log"
+    WIN=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['winner'].replace('+', '-'))" "$R/exp_dem_fooled_cal20.json")
+    cp "$WS/calibrators/fooled_cal20/$WIN.json" "$R/calibrators/dem-$WIN-cal20.json"
+    DEMCAL=(--dem-calibrator "$R/calibrators/dem-$WIN-cal20.json" --half-m 100)
     python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 "${DEMCAL[@]}"
-    python scripts/experiments/exp_dem_resolution.py "$BUNDLE" --scenes "$WS/scenes" --cal "$FOOLED_CAL" \
-        --work "$WS" --json "$R/exp_dem_resolution_valley.json" | tee "$R/exp_dem_resolution_valley.log"
-    MAX_CELL=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['max_cell_m'])" "$R/exp_dem_resolution_valley.json")
+    python scripts/experiments/exp_dem_resolution.py "$BUNDLE" --scenes "$WS/scenes" --cal "$CAL20" \
+        --work "$WS" --json "$R/exp_dem_resolution_cal20.json" | tee "$R/exp_dem_resolution_cal20.log"
+    MAX_CELL=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['max_cell_m'])" "$R/exp_dem_resolution_cal20.json")
     python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 "${DEMCAL[@]}" \
         --max-dem-cell "$MAX_CELL"
-    rm -rf "$WS/bundles/dem-check-fooled"
+    rm -rf "$WS/bundles/dem-check-fooled" "$WS/bundles/dem-trees8"
     python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 \
         --dem-calibrator "$R/calibrators/dem-check-fooled.json" --half-m 100 --max-dem-cell 10 --require-dem \
         --copy-to "$WS/bundles/dem-check-fooled"
-    # the paths side by side on the unseen scenes, and on ten more generated after the valley evidence and the
-    # trees were chosen (9012-9021: no decision looked at them)
-    for t in 9002-9011 9012-9021; do
+    python scripts/set_scoring.py "$BUNDLE" --imagery "$R/calibrators/imagery.json" --merge-radius 40 \
+        --dem-calibrator "$R/calibrators/dem-trees-valley-fooled.json" --half-m 100 --max-dem-cell 5 --require-dem \
+        --copy-to "$WS/bundles/dem-trees8"
+    # the paths side by side on the unseen scenes, on ten more generated after the valley evidence and the
+    # trees were chosen (9012-9021), and on ten generated after the step to twenty calibration scenes (9022-9031)
+    for t in 9002-9011 9012-9021 9022-9031; do
         for s in $(seq "${t%-*}" "${t#*-}"); do
             [ -f "$WS/scenes/s$s/scene.json" ] || geodrain synth "$WS/scenes/s$s" --seed "$s" --size 4096 -q --overwrite
         done
-        tag=$([ "$t" = 9002-9011 ] && echo valley || echo fresh)
+        case $t in 9002-9011) tag=valley ;; 9012-9021) tag=fresh ;; *) tag=third ;; esac
         python scripts/eval_watershed.py --test "$t" --scenes "$WS/scenes" --work "$WS" --fooled \
             --path "before=$WS/bundles/before" --path "imagery-after=$BUNDLE" \
-            --path "dem-previous=$WS/bundles/dem-check-fooled+dem" --path "dem-aware=$BUNDLE+dem" \
+            --path "dem-previous=$WS/bundles/dem-check-fooled+dem" --path "dem-trees8=$WS/bundles/dem-trees8+dem" \
+            --path "dem-aware=$BUNDLE+dem" \
             --plot "$R/eval_watershed_${tag}_reliability.png" --json "$R/eval_watershed_$tag.json" \
             | tee "$R/eval_watershed_$tag.log"
     done
+    python scripts/pool_watershed.py "$R"/eval_watershed_{valley,fresh,third}.json | tee "$R/eval_watershed_pooled.log"
     scripts/eval_detect_cli.sh "$WS/scenes" 9002 9011 runs/eval_cli | tee "$R/eval_detect_cli.log"
-    python scripts/bench_dem_detect.py "$WS/scenes/s9002" --work runs/bench_dem_valley --repeat 6 \
-        --dem-model "$WS/bundles/dem-check-fooled" --cands-work "$WS" | tee "$R/bench_dem_detect_valley.log"
+    scripts/eval_detect_cli.sh "$WS/scenes" 9022 9031 runs/eval_cli | tee "$R/eval_detect_cli_third.log"
+    python scripts/bench_dem_detect.py "$WS/scenes/s9002" --work runs/bench_dem_cal20 --repeat 6 \
+        --dem-model "$WS/bundles/dem-trees8" --cands-work "$WS" | tee "$R/bench_dem_detect_cal20.log"
+    # probes: the recall no score can exceed, where the misplaced crossings lie, the DEM step's time by layer
+    python scripts/experiments/candidate_ceiling.py --scenes "$WS/scenes" --test 9002-9011 --work "$WS" \
+        | tee "$R/candidate_ceiling.log"
+    python scripts/experiments/candidate_ceiling.py --scenes "$WS/scenes" --test 9012-9021 --work "$WS" \
+        | tee "$R/candidate_ceiling_fresh.log"
+    python scripts/experiments/placement_probe.py --scenes "$WS/scenes" --cal 8001-8008 --work "$WS" \
+        | tee "$R/placement_probe.log"
+    python scripts/experiments/dem_step_profile.py "$WS/scenes/s9002" --work "$WS" \
+        --dem runs/bench_dem_cal20/s9002_dem_ftUS.tif | tee "$R/dem_step_profile_cal20.log"
     python scripts/eval_bundle.py "$BUNDLE" --scenes "$WS/scenes/s9001" "$WS/scenes/s9002" "$WS/scenes/s9003" \
         --record | tee "$R/eval_unseen_4096.log"
     ;;
