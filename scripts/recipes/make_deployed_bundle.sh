@@ -228,6 +228,8 @@ watershed)
         | tee "$R/placement_probe.log"
     python scripts/experiments/dem_step_profile.py "$WS/scenes/s9002" --work "$WS" \
         --dem runs/bench_dem_cal20/s9002_dem_ftUS.tif | tee "$R/dem_step_profile_cal20.log"
+    python scripts/experiments/tree_bound_probe.py "$WS/scenes/s9002" "$WS/scenes/s9012" "$WS/scenes/s9022" \
+        --work "$WS" | tee "$R/tree_bound_probe.log"
     python scripts/eval_bundle.py "$BUNDLE" --scenes "$WS/scenes/s9001" "$WS/scenes/s9002" "$WS/scenes/s9003" \
         --record | tee "$R/eval_unseen_4096.log"
     ;;
