@@ -35,7 +35,7 @@ from geodrain.merge import Candidates  # noqa: E402
 from geodrain.model.bundle import Bundle, load_bundle  # noqa: E402
 
 __all__ = ["FLOOR", "ATTRIBUTE_M", "TOLERANCE_M", "Scene", "SceneCrossings", "attribute", "cache_name", "candidates",
-           "calibration_args", "calibration_setup", "declared_rule", "dump", "write_calibrators", "label", "load_scene", "loso", "machine", "parser", "pooled", "prf", "scene_candidates",
+           "calibration_args", "calibration_setup", "declared_rule", "dump", "write_calibrators", "label", "load_scene", "loso", "machine", "parser", "pooled", "prf", "road_axes", "scene_candidates",
            "scene_crossings", "scene_dir", "seeds", "setup", "table"]
 
 FLOOR = 0.05   # window candidates are kept from this probability up (as `geodrain calibrate` keeps them)
@@ -176,6 +176,21 @@ def load_scene(path: Path) -> Scene:
     roads = pyogrio.read_dataframe(path / "roads.gpkg", layer="roads")
     xy = np.column_stack([truth.geometry.x, truth.geometry.y]) if len(truth) else np.zeros((0, 2))
     return Scene(path, path.name, area, xy, dis, areas, roads, crs, transform)
+
+
+def road_axes(path: Path, truth) -> np.ndarray:
+    """The unit direction of each true crossing's road at the crossing (rows of ``truth``, the scene's
+    crossings layer, with their ``road_id`` in the scene's roads.gpkg)."""
+    import pyogrio
+
+    roads = pyogrio.read_dataframe(Path(path) / "roads.gpkg", layer="roads").set_index("road_id")
+    out = []
+    for _, row in truth.iterrows():
+        g = roads.loc[row.road_id].geometry
+        d = g.project(row.geometry)
+        a, b = np.array(g.interpolate(d - 5).coords[0]), np.array(g.interpolate(d + 5).coords[0])
+        out.append((b - a) / np.linalg.norm(b - a))
+    return np.array(out).reshape(-1, 2)
 
 
 def _nearest_within(xy: np.ndarray, pts: np.ndarray, radius: float) -> np.ndarray:

@@ -52,7 +52,7 @@ from geodrain.scoring import IMAGERY_FEATURES, expected_calibration_error, fit_c
 
 P_REPORT = 0.5
 DEDUPE = {"snap_m": SNAP_M, "move": False, "dedupe_m": 15.0}
-ALL = IMAGERY_FEATURES + tuple(f for f in DEM_FEATURES if not f.startswith("valley_"))   # the first six
+ALL = IMAGERY_FEATURES + tuple(f for f in DEM_FEATURES if f != "valley_along")   # the six measured first
 VALLEY = IMAGERY_FEATURES + DEM_FEATURES
 ALTERNATIVES = {   # name: (DEM reading, features, fitted with the fooled points, hard emb_flow filter, learner)
     "imagery": (None, IMAGERY_FEATURES, False, False, fit_calibrator),

@@ -23,16 +23,14 @@ more than 10 m from the truth (candidate_ceiling.py: within 10 m 176 of 185 on t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyogrio
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
-from common import load_scene, machine, parser, scene_candidates, scene_dir, setup, table
+from common import load_scene, machine, parser, road_axes, scene_candidates, scene_dir, setup, table
 
-from geodrain.dem_features import RAISED_M, Hydrology, fill_invalid
+from geodrain.dem_features import RAISED_M, Hydrology, fill_invalid, local_relief
 from geodrain.evaluate import match_points
 from geodrain.merge import clusters
 from geodrain.postprocess import crossings_at
@@ -115,22 +113,10 @@ def dem_place(dem, xy: np.ndarray, how: str) -> np.ndarray:
             got = hyd.snap(r, c) if hyd is not None else None
         else:
             zf = fill_invalid(z, valid)
-            got = channel_pair(zf, zf - ndi.gaussian_filter(zf, 15.0 / cell, mode="nearest"), valid, r, c, cell)
+            got = channel_pair(zf, local_relief(zf, cell), valid, r, c, cell)
         if got is not None:
             out[i] = t @ (got[1], got[0])
     return out
-
-
-def road_axes(folder: Path, truth) -> np.ndarray:
-    """The unit direction of each true crossing's road at the crossing."""
-    roads = pyogrio.read_dataframe(folder / "roads.gpkg", layer="roads").set_index("road_id")
-    out = []
-    for _, row in truth.iterrows():
-        g = roads.loc[row.road_id].geometry
-        d = g.project(row.geometry)
-        a, b = np.array(g.interpolate(d - 5).coords[0]), np.array(g.interpolate(d + 5).coords[0])
-        out.append((b - a) / np.linalg.norm(b - a))
-    return np.array(out)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pyogrio
 
-from common import load_scene, machine, parser, scene_dir, table
+from common import load_scene, machine, parser, road_axes, scene_dir, table
 
 from geodrain.dem_features import SNAP_M, crossing_evidence
 from geodrain.read import open_dem
@@ -28,7 +28,7 @@ def main() -> None:
         folder = scene_dir(seed, args)
         sc = load_scene(folder)
         truth = pyogrio.read_dataframe(folder / "truth.gpkg", layer="crossings")
-        roads = pyogrio.read_dataframe(folder / "roads.gpkg", layer="roads").set_index("road_id")
+        axes = road_axes(folder, truth)
         dem = open_dem(folder / "dem.tif", sc.crs, (sc.transform.c, sc.transform.f))
         ang = rng.uniform(0, 2 * np.pi, len(sc.truth_xy))
         r = rng.uniform(0, 20, len(sc.truth_xy))
@@ -44,10 +44,7 @@ def main() -> None:
             for i, row in truth.iterrows():
                 if not ev.snapped[i]:
                     continue
-                g = roads.loc[row.road_id].geometry
-                d = g.project(row.geometry)
-                a, b = np.array(g.interpolate(d - 5).coords[0]), np.array(g.interpolate(d + 5).coords[0])
-                u = (b - a) / np.linalg.norm(b - a)
+                u = axes[i]
                 v = ev.xy[i] - sc.truth_xy[i]
                 per_kind.setdefault(row.kind, []).append((abs(v @ u), abs(v @ np.array([-u[1], u[0]]))))
         dem.close()
